@@ -1,0 +1,1 @@
+"""Benchmarks and parity checks; each module runs as ``python -m benchmarks.<name>``."""

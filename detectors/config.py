@@ -1,0 +1,40 @@
+"""Detector settings: one pydantic model, validated once at start-up."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+class DetectorConfig(BaseModel):
+    """Settings of the YOLO ONNX detector.
+
+    ``model`` is a path or a known model name (see ``models.resolve_model``);
+    ``None`` means the default model from the resolution order.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: str = "yolo_onnx"
+    model: str | Path | None = None
+    imgsz: int = Field(640, ge=32, le=4096, description="inference size (longest side), multiple of stride")
+    conf: float = Field(0.25, ge=0.0, le=1.0, description="minimum class confidence")
+    iou: float = Field(0.7, gt=0.0, le=1.0, description="NMS IoU threshold (class-aware)")
+    classes: list[int | str] | None = Field(None, description="keep only these class ids or names")
+    max_det: int = Field(300, ge=1, le=30000)
+    providers: list[str] | None = Field(
+        None, description="onnxruntime execution providers in order; None picks the best available"
+    )
+    intra_op_threads: int = Field(0, ge=0, description="0 lets onnxruntime decide")
+    inter_op_threads: int = Field(0, ge=0)
+    optimized_model_cache: Path | None = Field(
+        None, description="directory where onnxruntime's optimized graph is cached between runs"
+    )
+
+    @field_validator("providers")
+    @classmethod
+    def _non_empty(cls, v: list[str] | None) -> list[str] | None:
+        if v is not None and not v:
+            raise ValueError("give at least one provider, or leave it unset to pick automatically")
+        return v
