@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
@@ -52,6 +53,8 @@ class YoloOnnxDetector(Detector):
         )
         self._buffers = InputBuffers()
         self._boxes_cache: dict[tuple[int, int], Letterbox] = {}
+        # Cumulative seconds per stage, for benchmarks' breakdowns (a few perf_counter calls per batch).
+        self.stage_seconds = {"preprocess": 0.0, "inference": 0.0, "postprocess": 0.0}
         log.info(
             "loaded %s: %d classes, input %s, batch %s, providers %s",
             self.path.name, len(self.names), self.imgsz, self.fixed_batch or "dynamic", self.providers,
@@ -175,17 +178,23 @@ class YoloOnnxDetector(Detector):
             for start in range(0, len(members), step):
                 chunk = members[start : start + step]
                 raw = self.infer([images[i] for i in chunk], [boxes[i] for i in chunk])
+                t0 = time.perf_counter()
                 for j, i in enumerate(chunk):
                     results[i] = self._to_detections(raw[j], boxes[i])
+                self.stage_seconds["postprocess"] += time.perf_counter() - t0
         return results  # type: ignore[return-value]
 
     def infer(self, images: Sequence[np.ndarray], boxes: Sequence[Letterbox]) -> np.ndarray:
         """Raw network output for pictures that share one input shape: ``[n, 4 + nc, anchors]``."""
         batch = self.fixed_batch or len(images)
+        t0 = time.perf_counter()
         tensor = self._buffers.fill(images, boxes, batch)
         if self._input_type is not np.float32:
             tensor = tensor.astype(self._input_type)
+        t1 = time.perf_counter()
         out = self.session.run(None, {self._input_name: tensor})[0]
+        self.stage_seconds["preprocess"] += t1 - t0
+        self.stage_seconds["inference"] += time.perf_counter() - t1
         if out.ndim != 3 or out.shape[1] != 4 + len(self.names):
             raise DetectorError(
                 f"{self.path}: unknown output layout {list(out.shape)}, "
