@@ -1,0 +1,134 @@
+"""The ``khupho`` command: analyze recordings, manage models, run the service, benchmark."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False, help=__doc__)
+models_app = typer.Typer(no_args_is_help=True, help="Obtain, export and locate models.")
+app.add_typer(models_app, name="models")
+
+ModelOpt = Annotated[
+    str | None,
+    typer.Option("--model", "-m", help="model path or name; default: $KHUPHO_MODEL, config, yolov8n-coco"),
+]
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+@app.command()
+def analyze(
+    video: Annotated[Path, typer.Argument(help="recorded video file (or URL)")],
+    model: ModelOpt = None,
+    fps: Annotated[float | None, typer.Option(help="analysis rate; default: every frame")] = None,
+    imgsz: Annotated[int, typer.Option(help="inference size")] = 640,
+    out: Annotated[Path, typer.Option(help="output folder")] = Path("out"),
+    annotate: Annotated[bool, typer.Option(help="also write annotated.mp4")] = False,
+    batch: Annotated[int, typer.Option(min=1, help="frames per inference call")] = 4,
+    conf: Annotated[float, typer.Option(min=0.0, max=1.0)] = 0.25,
+    iou: Annotated[float, typer.Option(min=0.0, max=1.0)] = 0.7,
+    track: Annotated[bool, typer.Option(help="track objects (ByteTrack)")] = True,
+    threads: Annotated[int, typer.Option(help="onnxruntime intra-op threads, 0 = auto")] = 0,
+    provider: Annotated[list[str] | None, typer.Option(help="execution provider, repeatable")] = None,
+    verbose: bool = False,
+) -> None:
+    """Process a recorded video as fast as possible; write detections.jsonl and summary.json."""
+    _setup_logging(verbose)
+    from api.analyze import analyze_video
+    from detectors import DetectorConfig, DetectorError, YoloOnnxDetector
+    from ingest import SourceError
+    from models import ModelNotFound, resolve_model
+
+    try:
+        path = resolve_model(model)
+        detector = YoloOnnxDetector(
+            path,
+            DetectorConfig(imgsz=imgsz, conf=conf, iou=iou, intra_op_threads=threads, providers=provider or None),
+        )
+        summary = analyze_video(video, detector, out, analysis_fps=fps, batch_size=batch, annotate=annotate,
+                                track=track)
+    except (ModelNotFound, DetectorError, SourceError, ValueError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    typer.echo(summary.to_json())
+    typer.echo(f"wrote {out / 'detections.jsonl'} and {out / 'summary.json'}"
+               + (f" and {out / 'annotated.mp4'}" if annotate else ""))
+
+
+@models_app.command("list")
+def models_list() -> None:
+    """Known models, their files and SHA-256."""
+    from models import KNOWN_MODELS
+
+    for spec in KNOWN_MODELS.values():
+        typer.echo(spec.describe())
+
+
+@models_app.command("path")
+def models_path(model: Annotated[str | None, typer.Argument()] = None) -> None:
+    """Where a model resolves to (flag/argument, $KHUPHO_MODEL, default; $KHUPHO_MODELS_DIR, cache)."""
+    from models import ModelNotFound, resolve_model
+
+    try:
+        typer.echo(resolve_model(model, download=False))
+    except ModelNotFound as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+
+
+@models_app.command("fetch")
+def models_fetch(
+    url: str,
+    sha256: Annotated[str, typer.Option(help="expected SHA-256; the download is discarded on mismatch")],
+    dest: Annotated[Path | None, typer.Option(help="target file; default: the cache")] = None,
+) -> None:
+    """Download a model file and verify its checksum."""
+    from models import ChecksumMismatch, fetch
+    from models.resolve import cache_dir
+
+    target = dest or cache_dir() / url.rsplit("/", 1)[-1]
+    try:
+        typer.echo(fetch(url, target, sha256.lower()))
+    except (ChecksumMismatch, OSError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+
+
+@models_app.command("export")
+def models_export(
+    weights: Annotated[Path, typer.Option(help="Ultralytics .pt checkpoint")],
+    out: Annotated[Path, typer.Option(help="output folder")] = Path("models-out"),
+    imgsz: int = 640,
+    batch: Annotated[int | None, typer.Option(help="fixed batch size; omit for dynamic batch and size")] = None,
+    precision: Annotated[str, typer.Option(help="fp32, fp16 (GPU) or int8 (dynamic quantization)")] = "fp32",
+    name: Annotated[str | None, typer.Option(help="output file name")] = None,
+) -> None:
+    """Export a .pt checkpoint to ONNX (needs the 'ultralytics' extra)."""
+    from models.export import export_onnx
+
+    if precision not in ("fp32", "fp16", "int8"):
+        typer.echo(f"error: --precision must be fp32, fp16 or int8, not {precision!r}", err=True)
+        raise typer.Exit(2)
+    try:
+        path = export_onnx(weights, out, imgsz=imgsz, batch=batch, precision=precision, name=name)  # type: ignore[arg-type]
+    except (RuntimeError, FileNotFoundError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    typer.echo(path)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()
