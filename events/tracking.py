@@ -1,0 +1,136 @@
+"""Per-camera multi-object tracking: ByteTrack (``trackers.ByteTrackTracker``) behind a small wrapper.
+
+The wrapper fixes what rules rely on:
+
+- only confirmed tracks come out (ByteTrack reports ``tracker_id == -1`` for
+  detections not yet matched ``minimum_consecutive_frames`` times in a row, and
+  for low-score leftovers); rules never see them;
+- ``confidence`` and ``data["class_name"]`` are those of the frame's detection
+  matched to the track (the tracker indexes the input ``Detections``, so every
+  extra array survives); a missing ``class_name`` is filled from ``class_id``;
+- the lost-track buffer is configured in seconds and the tracker is driven by
+  stream time (``pts``), so variable frame rates and dropped frames age tracks
+  by real time, not by call count;
+- output rows are sorted by ``tracker_id`` for deterministic rule order, and
+  ids stay unique across ``reset`` (they continue after the last one given).
+
+ByteTrack is class-agnostic: a track keeps its id when the detector's label
+flickers (car/truck), and each row carries the label of the current frame.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import numpy as np
+import supervision as sv
+from trackers import ByteTrackTracker
+
+from events.config import TrackerConfig
+
+log = logging.getLogger(__name__)
+
+CLASS_NAME = "class_name"
+
+# ByteTrack expresses its lost buffer in frames at 30 fps and converts it to
+# seconds as lost_track_buffer / 30 (in timestamp mode) or to frames as
+# ceil(frame_rate / 30 * lost_track_buffer) (in fixed-rate mode).
+_BYTETRACK_REFERENCE_FPS = 30.0
+
+# Stream time going back by more than this means the stream restarted; less is
+# timestamp jitter.
+PTS_BACKWARD_TOLERANCE_S = 1e-3
+
+
+def empty_tracked() -> sv.Detections:
+    """An empty ``Detections`` with every field the rules read."""
+    empty = sv.Detections.empty()
+    empty.confidence = np.zeros(0, dtype=np.float32)
+    empty.class_id = np.zeros(0, dtype=int)
+    empty.tracker_id = np.zeros(0, dtype=int)
+    empty.data = {CLASS_NAME: np.zeros(0, dtype=str)}
+    return empty
+
+
+def _normalized(detections: sv.Detections) -> sv.Detections:
+    """Detections with float32 boxes, a confidence, a class_id and a class_name array."""
+    n = len(detections)
+    if n == 0:
+        return empty_tracked()
+    dets = detections[:]  # a shallow copy: the caller's object is left as it was
+    dets.xyxy = np.asarray(dets.xyxy, dtype=np.float32)
+    if dets.confidence is None:
+        dets.confidence = np.ones(n, dtype=np.float32)
+    if dets.class_id is None:
+        dets.class_id = np.full(n, -1, dtype=int)
+    if CLASS_NAME not in dets.data:
+        dets.data = {**dets.data, CLASS_NAME: dets.class_id.astype(str)}
+    return dets
+
+
+class ObjectTracker:
+    """One camera's tracker: detections in, confirmed tracked detections out.
+
+    ``analysis_fps`` is the nominal rate of analysed frames (after ingest's rate
+    control); the tracker uses it to scale its motion model and falls back on it
+    for the first frame. Not thread-safe: one instance per camera loop.
+    """
+
+    def __init__(self, config: TrackerConfig, analysis_fps: float) -> None:
+        if not math.isfinite(analysis_fps) or analysis_fps <= 0:
+            raise ValueError(f"analysis_fps must be positive, got {analysis_fps}")
+        self.config = config
+        self.analysis_fps = float(analysis_fps)
+        self._last_pts: float | None = None
+        self._tracker = self._new_tracker()
+        # ByteTrack numbers tracks from 0 again after a reset; shifting its ids
+        # keeps them unique for the camera's whole life in this process, so an
+        # event's track ids never name another session's object.
+        self._id_offset = 0
+        self._next_id = 0
+
+    def _new_tracker(self) -> ByteTrackTracker:
+        c = self.config
+        return ByteTrackTracker(
+            lost_track_buffer=round(c.lost_buffer_s * _BYTETRACK_REFERENCE_FPS),
+            frame_rate=self.analysis_fps,
+            track_activation_threshold=c.track_activation_threshold,
+            minimum_consecutive_frames=c.minimum_consecutive_frames,
+            minimum_iou_threshold=c.minimum_iou_threshold,
+            high_conf_det_threshold=c.high_conf_det_threshold,
+        )
+
+    def reset(self) -> None:
+        """Forget every track (stream restart, camera back online); new ids continue after the old ones."""
+        self._tracker = self._new_tracker()
+        self._last_pts = None
+        self._id_offset = self._next_id
+
+    def update(self, detections: sv.Detections, pts: float) -> sv.Detections:
+        """Track one analysed frame's detections at stream time ``pts`` (seconds).
+
+        Returns only confirmed tracks (``tracker_id >= 0``), sorted by id, with
+        the matched detection's box, confidence, class_id and class_name.
+        """
+        if self._last_pts is not None and pts < self._last_pts - PTS_BACKWARD_TOLERANCE_S:
+            # The stream restarted (reconnect, pts wrap): old tracks are meaningless.
+            log.info("stream time went back from %.3f to %.3f: tracker reset", self._last_pts, pts)
+            self.reset()
+        if self._last_pts is not None and pts <= self._last_pts:
+            # ByteTrack skips a frame whose timestamp is not after the previous one
+            # (and warns); a repeated or jittered pts is a decoder artefact, so
+            # nudge it just past the previous one instead.
+            pts = math.nextafter(self._last_pts, math.inf)
+        self._last_pts = pts
+        tracked = self._tracker.update(_normalized(detections), timestamp=pts)
+        if len(tracked) == 0 or tracked.tracker_id is None:
+            return empty_tracked()
+        confirmed = tracked.tracker_id >= 0
+        if not confirmed.any():
+            return empty_tracked()
+        tracked = tracked[confirmed]
+        tracked = tracked[np.argsort(tracked.tracker_id, kind="stable")]
+        tracked.tracker_id = tracked.tracker_id.astype(np.int64) + self._id_offset
+        self._next_id = max(self._next_id, int(tracked.tracker_id[-1]) + 1)
+        return tracked
