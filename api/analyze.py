@@ -101,7 +101,9 @@ class _AnnotatedWriter:
         canvas = self.boxes.annotate(image.copy(), det)
         names = det.data.get("class_name", np.array([], object))
         if det.tracker_id is not None:
-            labels = [f"#{t} {n} {c:.2f}" for t, n, c in zip(det.tracker_id, names, det.confidence, strict=True)]
+            labels = [
+                f"#{t} {n} {c:.2f}" for t, n, c in zip(det.tracker_id, names, det.confidence, strict=True)
+            ]
         else:
             labels = [f"{n} {c:.2f}" for n, c in zip(names, det.confidence, strict=True)]
         canvas = self.labels.annotate(canvas, det, labels=labels)
@@ -126,7 +128,7 @@ def analyze_video(
     track: bool = True,
     progress: bool = True,
 ) -> AnalyzeSummary:
-    """Analyse ``video``; writes ``detections.jsonl``, ``summary.json`` and, with ``annotate``, ``annotated.mp4``."""
+    """Analyse ``video``: writes ``detections.jsonl``, ``summary.json`` and (``annotate``) ``annotated.mp4``."""
     out_dir.mkdir(parents=True, exist_ok=True)
     source = VideoSource(video, camera=video.stem, analysis_fps=analysis_fps)
     info = source.info
@@ -148,9 +150,10 @@ def analyze_video(
     track_seconds = 0.0
     decoder.start()
     try:
-        with (out_dir / "detections.jsonl").open("w") as jsonl, tqdm(
-            total=expected, unit="frame", desc=video.name, disable=not progress
-        ) as bar:
+        with (
+            (out_dir / "detections.jsonl").open("w") as jsonl,
+            tqdm(total=expected, unit="frame", desc=video.name, disable=not progress) as bar,
+        ):
             batch: list[Frame] = []
             frames = decoder.frames()
             while True:
@@ -165,7 +168,9 @@ def analyze_video(
                             det = tracker.update(det, f.pts)
                             track_seconds += time.perf_counter() - t1
                             if det.tracker_id is not None and len(det):
-                                track_classes.update(zip(det.tracker_id.tolist(), det.data["class_name"].tolist()))
+                                track_classes.update(
+                                    zip(det.tracker_id.tolist(), det.data["class_name"].tolist(), strict=True)
+                                )
                         per_class.update(det.data["class_name"].tolist())
                         jsonl.write(_jsonl_line(f, det))
                         if annotate:

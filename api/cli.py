@@ -52,16 +52,21 @@ def analyze(
         path = resolve_model(model)
         detector = YoloOnnxDetector(
             path,
-            DetectorConfig(imgsz=imgsz, conf=conf, iou=iou, intra_op_threads=threads, providers=provider or None),
+            DetectorConfig(
+                imgsz=imgsz, conf=conf, iou=iou, intra_op_threads=threads, providers=provider or None
+            ),
         )
-        summary = analyze_video(video, detector, out, analysis_fps=fps, batch_size=batch, annotate=annotate,
-                                track=track)
+        summary = analyze_video(
+            video, detector, out, analysis_fps=fps, batch_size=batch, annotate=annotate, track=track
+        )
     except (ModelNotFound, DetectorError, SourceError, ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
     typer.echo(summary.to_json())
-    typer.echo(f"wrote {out / 'detections.jsonl'} and {out / 'summary.json'}"
-               + (f" and {out / 'annotated.mp4'}" if annotate else ""))
+    typer.echo(
+        f"wrote {out / 'detections.jsonl'} and {out / 'summary.json'}"
+        + (f" and {out / 'annotated.mp4'}" if annotate else "")
+    )
 
 
 @models_app.command("list")
@@ -108,7 +113,9 @@ def models_export(
     weights: Annotated[Path, typer.Option(help="Ultralytics .pt checkpoint")],
     out: Annotated[Path, typer.Option(help="output folder")] = Path("models-out"),
     imgsz: int = 640,
-    batch: Annotated[int | None, typer.Option(help="fixed batch size; omit for dynamic batch and size")] = None,
+    batch: Annotated[
+        int | None, typer.Option(help="fixed batch size; omit for dynamic batch and size")
+    ] = None,
     precision: Annotated[str, typer.Option(help="fp32, fp16 (GPU) or int8 (dynamic quantization)")] = "fp32",
     name: Annotated[str | None, typer.Option(help="output file name")] = None,
 ) -> None:
@@ -124,6 +131,75 @@ def models_export(
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
     typer.echo(path)
+
+
+def _serve(service_factory, duration: float | None) -> None:  # type: ignore[no-untyped-def]
+    import signal
+    import threading
+
+    from api.config import ConfigError
+    from detectors import DetectorError
+    from events.store import StorageError
+    from models import ModelNotFound
+
+    try:
+        service = service_factory()
+    except (ConfigError, ModelNotFound, DetectorError, StorageError, ValueError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    if duration:
+        threading.Timer(duration, lambda: signal.raise_signal(signal.SIGINT)).start()
+
+    def ready(url: str) -> None:
+        typer.echo(
+            f"khupho is serving {len(service.workers)} camera(s) at {url}  "
+            f"(events: {url}/events, live: {url}/events/stream, API docs: {url}/docs)"
+        )
+
+    service.serve(on_ready=ready)
+
+
+@app.command()
+def run(
+    config: Annotated[Path, typer.Option("--config", "-c", help="YAML configuration")] = Path("khupho.yaml"),
+    model: ModelOpt = None,
+    duration: Annotated[float | None, typer.Option(help="stop after this many seconds")] = None,
+    verbose: bool = False,
+) -> None:
+    """Run ingest, detection, tracking, rules, storage and the API from a config file."""
+    _setup_logging(verbose)
+    from api.config import load_config
+    from api.service import Service
+
+    _serve(lambda: Service(load_config(config), model_flag=model), duration)
+
+
+@app.command()
+def demo(
+    cameras: Annotated[list[str] | None, typer.Option("--camera", help="demo camera, repeatable")] = None,
+    footage: Annotated[Path | None, typer.Option(help="sample clips; default $KHUPHO_SHARED/footage")] = None,
+    data: Annotated[Path, typer.Option(help="where events and snapshots go")] = Path(".khupho-demo"),
+    imgsz: int = 480,
+    fps: Annotated[float, typer.Option(help="analysis rate per camera")] = 3.0,
+    speed: Annotated[float, typer.Option(help="replay speed, 1 = real time")] = 1.0,
+    port: int = 8080,
+    model: ModelOpt = None,
+    duration: Annotated[float | None, typer.Option(help="stop after this many seconds")] = None,
+    verbose: bool = False,
+) -> None:
+    """Serve the shared sample clips as cameras replayed at their real frame rate, with lines and zones."""
+    _setup_logging(verbose)
+    from api.demo import demo_config, shared_dir
+    from api.service import Service
+
+    clips = footage or shared_dir() / "footage"
+    _serve(
+        lambda: Service(
+            demo_config(clips, data, cameras=cameras, imgsz=imgsz, fps=fps, speed=speed, port=port),
+            model_flag=model,
+        ),
+        duration,
+    )
 
 
 def main() -> None:

@@ -76,7 +76,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--repeats", type=int, default=1)
     args = ap.parse_args(argv)
-    ours = [khupho_fps(args.video, args.model, args.imgsz, args.frames, args.batch) for _ in range(args.repeats)]
+    ours = [
+        khupho_fps(args.video, args.model, args.imgsz, args.frames, args.batch) for _ in range(args.repeats)
+    ]
     try:
         peer = [ultralytics_fps(args.video, args.model, args.imgsz, args.frames) for _ in range(args.repeats)]
     except ImportError:

@@ -85,8 +85,11 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", type=Path, required=True)
     ap.add_argument("--reference", type=Path, required=True)
-    ap.add_argument("--root", type=Path, help="folder the reference's sources are relative to "
-                    "(default: the reference file's parent's parent)")
+    ap.add_argument(
+        "--root",
+        type=Path,
+        help="folder the reference's sources are relative to (default: the reference file's parent's parent)",
+    )
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--imgsz", type=int, default=640)
     ap.add_argument("--min-f1", type=float, default=0.0)

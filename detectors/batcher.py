@@ -68,7 +68,9 @@ class InferenceBatcher:
         if self._closed.is_set():
             raise BatcherClosed("inference batcher is closed")
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8 or 0 in image.shape:
-            raise ValueError(f"{source}: expected a BGR uint8 picture H x W x 3, got {image.dtype} {image.shape}")
+            raise ValueError(
+                f"{source}: expected a BGR uint8 picture H x W x 3, got {image.dtype} {image.shape}"
+            )
         req = _Request(source, image)
         self._queue.put(req)
         return req.future

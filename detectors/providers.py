@@ -24,8 +24,12 @@ def select_providers(requested: list[str] | None) -> list[str]:
     available = ort.get_available_providers()
     if requested is None:
         return [p for p in PREFERRED if p in available] or available
-    aliases = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider",
-               "tensorrt": "TensorrtExecutionProvider", "openvino": "OpenVINOExecutionProvider"}
+    aliases = {
+        "cpu": "CPUExecutionProvider",
+        "cuda": "CUDAExecutionProvider",
+        "tensorrt": "TensorrtExecutionProvider",
+        "openvino": "OpenVINOExecutionProvider",
+    }
     chosen = [aliases.get(p.lower(), p) for p in requested]
     missing = [p for p in chosen if p not in available]
     if missing:

@@ -42,7 +42,9 @@ class YoloOnnxDetector(Detector):
         self.session = self._open_session()
         self._read_signature()
         self.names = self._read_names()
-        self._name_table = np.array([self.names.get(i, str(i)) for i in range(max(self.names) + 1)], dtype=object)
+        self._name_table = np.array(
+            [self.names.get(i, str(i)) for i in range(max(self.names) + 1)], dtype=object
+        )
         self.stride = int(self._meta.get("stride", 32))
         self.imgsz = self._input_size()
         self._nms = NmsSettings(
@@ -57,7 +59,11 @@ class YoloOnnxDetector(Detector):
         self.stage_seconds = {"preprocess": 0.0, "inference": 0.0, "postprocess": 0.0}
         log.info(
             "loaded %s: %d classes, input %s, batch %s, providers %s",
-            self.path.name, len(self.names), self.imgsz, self.fixed_batch or "dynamic", self.providers,
+            self.path.name,
+            len(self.names),
+            self.imgsz,
+            self.fixed_batch or "dynamic",
+            self.providers,
         )
 
     # -- loading --------------------------------------------------------------------------------------
@@ -136,7 +142,9 @@ class YoloOnnxDetector(Detector):
         self.dynamic_shape = not (isinstance(h, int) and isinstance(w, int))
         if not self.dynamic_shape:
             if (h, w) != (self.config.imgsz, self.config.imgsz):
-                log.info("%s has a fixed %dx%d input; imgsz %d ignored", self.path.name, w, h, self.config.imgsz)
+                log.info(
+                    "%s has a fixed %dx%d input; imgsz %d ignored", self.path.name, w, h, self.config.imgsz
+                )
             return h, w
         s = self.stride
         size = max(s, (self.config.imgsz + s - 1) // s * s)  # Ultralytics' check_imgsz rounds up

@@ -94,7 +94,9 @@ class CameraEventProcessor:
         return ProcessResult(
             transitions=out.transitions,
             snapshots=out.snapshots,
-            traffic_counts=self.traffic.flush(frame.wall_time),
+            # Counts are increments that storage adds up, so handing them over at once keeps the
+            # current minute visible to signage instead of waiting for the minute to close.
+            traffic_counts=self.traffic.flush_all(),
             tracked_detections=tracked,
         )
 

@@ -4,6 +4,12 @@ from models.registry import DEFAULT_MODEL, KNOWN_MODELS, ModelSpec
 from models.resolve import ChecksumMismatch, ModelNotFound, fetch, resolve_model, sha256_of
 
 __all__ = [
-    "DEFAULT_MODEL", "KNOWN_MODELS", "ChecksumMismatch", "ModelNotFound", "ModelSpec", "fetch",
-    "resolve_model", "sha256_of",
+    "DEFAULT_MODEL",
+    "KNOWN_MODELS",
+    "ChecksumMismatch",
+    "ModelNotFound",
+    "ModelSpec",
+    "fetch",
+    "resolve_model",
+    "sha256_of",
 ]

@@ -9,8 +9,14 @@ from typing import Literal
 Precision = Literal["fp32", "fp16", "int8"]
 
 
-def export_onnx(weights: Path, out_dir: Path, imgsz: int = 640, batch: int | None = None,
-                precision: Precision = "fp32", name: str | None = None) -> Path:
+def export_onnx(
+    weights: Path,
+    out_dir: Path,
+    imgsz: int = 640,
+    batch: int | None = None,
+    precision: Precision = "fp32",
+    name: str | None = None,
+) -> Path:
     """Export ``weights`` to ONNX; ``batch=None`` gives dynamic batch *and* size, an int a fixed shape.
 
     fp16 needs a GPU at export time in Ultralytics; int8 is onnxruntime's
@@ -28,8 +34,14 @@ def export_onnx(weights: Path, out_dir: Path, imgsz: int = 640, batch: int | Non
     dynamic = batch is None
     produced = Path(
         YOLO(str(weights)).export(
-            format="onnx", imgsz=imgsz, dynamic=dynamic, batch=batch or 1,
-            half=precision == "fp16", int8=precision == "int8", simplify=True, opset=17,
+            format="onnx",
+            imgsz=imgsz,
+            dynamic=dynamic,
+            batch=batch or 1,
+            half=precision == "fp16",
+            int8=precision == "int8",
+            simplify=True,
+            opset=17,
         )
     )
     shape = "dyn" if dynamic else f"b{batch}-{imgsz}"

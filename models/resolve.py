@@ -49,8 +49,9 @@ def sha256_of(path: Path) -> str:
     return h.hexdigest()
 
 
-def resolve_model(flag: str | Path | None = None, config_value: str | Path | None = None,
-                  download: bool = True) -> Path:
+def resolve_model(
+    flag: str | Path | None = None, config_value: str | Path | None = None, download: bool = True
+) -> Path:
     """The model file to load, following the resolution order above."""
     choice = flag or os.environ.get("KHUPHO_MODEL") or config_value or DEFAULT_MODEL
     candidate = Path(choice).expanduser()
@@ -85,13 +86,15 @@ def fetch(url: str, dest: Path, sha256: str, timeout: float = 60.0) -> Path:
     tmp = Path(tmp_name)
     try:
         h = hashlib.sha256()
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310
+        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
             for chunk in iter(lambda: resp.read(1 << 20), b""):
                 h.update(chunk)
                 out.write(chunk)
         digest = h.hexdigest()
         if digest != sha256:
-            raise ChecksumMismatch(f"{url}: SHA-256 {digest} does not match the pinned {sha256}; file discarded")
+            raise ChecksumMismatch(
+                f"{url}: SHA-256 {digest} does not match the pinned {sha256}; file discarded"
+            )
         tmp.replace(dest)
         return dest
     finally:

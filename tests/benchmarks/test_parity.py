@@ -14,12 +14,24 @@ from tests.conftest import REPO
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("model", "min_f1"), [("yolov8n-coco.onnx", 0.99), ("yolov8n-coco-int8-b1.onnx", 0.90)])
+@pytest.mark.parametrize(
+    ("model", "min_f1"), [("yolov8n-coco.onnx", 0.99), ("yolov8n-coco-int8-b1.onnx", 0.90)]
+)
 def test_parity_command(model: str, min_f1: float, shared_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "P.json"
-    cmd = [sys.executable, "-m", "benchmarks.parity", "--model", str(shared_dir / "models" / model),
-           "--reference", str(shared_dir / "reference/ultralytics_yolov8n_640.json"), "--out", str(out),
-           "--min-f1", str(min_f1)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "benchmarks.parity",
+        "--model",
+        str(shared_dir / "models" / model),
+        "--reference",
+        str(shared_dir / "reference/ultralytics_yolov8n_640.json"),
+        "--out",
+        str(out),
+        "--min-f1",
+        str(min_f1),
+    ]
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
     last = proc.stdout.strip().splitlines()[-1]
@@ -38,9 +50,21 @@ def test_min_f1_bound_fails_the_command(shared_dir: Path, tmp_path: Path) -> Non
     item["boxes"].append([1, 1, 20, 20, 0.9, 30])
     small = tmp_path / "ref.json"
     small.write_text(json.dumps({**ref, "items": [item]}))
-    cmd = [sys.executable, "-m", "benchmarks.parity", "--model", str(shared_dir / "models/yolov8n-coco.onnx"),
-           "--reference", str(small), "--root", str(shared_dir), "--out", str(tmp_path / "P.json"),
-           "--min-f1", "0.99"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "benchmarks.parity",
+        "--model",
+        str(shared_dir / "models/yolov8n-coco.onnx"),
+        "--reference",
+        str(small),
+        "--root",
+        str(shared_dir),
+        "--out",
+        str(tmp_path / "P.json"),
+        "--min-f1",
+        "0.99",
+    ]
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 1
     assert "parity F1=0.9091 meanIoU=" in proc.stdout and "items=1" in proc.stdout

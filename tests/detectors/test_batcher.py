@@ -49,7 +49,10 @@ def test_batched_equals_one_by_one(detector: YoloOnnxDetector, mixed_frames: dic
 
 
 def test_bad_picture_is_refused_with_its_source_named(detector: YoloOnnxDetector) -> None:
-    with InferenceBatcher(detector) as b, pytest.raises(ValueError, match=r"broken-cam: expected a BGR uint8"):
+    with (
+        InferenceBatcher(detector) as b,
+        pytest.raises(ValueError, match=r"broken-cam: expected a BGR uint8"),
+    ):
         b.submit("broken-cam", np.zeros((0, 0, 3), np.uint8))
     with InferenceBatcher(detector) as b, pytest.raises(ValueError, match=r"grey-cam: .*\(48, 64\)"):
         b.submit("grey-cam", np.zeros((48, 64), np.uint8))
@@ -69,8 +72,11 @@ def test_one_failing_picture_does_not_fail_its_batch(fp32_model: Path) -> None:
     marked = np.zeros((64, 64, 3), np.uint8)
     marked[0, 0, 0] = 255
     with InferenceBatcher(faulty, max_batch=4, max_wait_ms=200) as b:
-        futures = [b.submit("a", np.zeros((64, 64, 3), np.uint8)), b.submit("b", marked),
-                   b.submit("c", np.zeros((64, 64, 3), np.uint8))]
+        futures = [
+            b.submit("a", np.zeros((64, 64, 3), np.uint8)),
+            b.submit("b", marked),
+            b.submit("c", np.zeros((64, 64, 3), np.uint8)),
+        ]
         with pytest.raises(RuntimeError, match="inference fault"):
             futures[1].result(timeout=30)
         assert len(futures[0].result(timeout=30)) == 0 and len(futures[2].result(timeout=30)) == 0

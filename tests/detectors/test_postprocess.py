@@ -30,7 +30,9 @@ def reference_nms(xyxy: np.ndarray, conf: np.ndarray, cls: np.ndarray, iou: floa
 
 def test_overlapping_boxes_of_other_classes_survive() -> None:
     boxes = np.array([[100, 100, 50, 50], [102, 101, 50, 50], [101, 100, 50, 50]], np.float32)
-    xyxy, conf, cls = decode_predictions(raw(boxes, np.array([0, 0, 2]), np.array([0.9, 0.8, 0.7])), NmsSettings())
+    xyxy, conf, cls = decode_predictions(
+        raw(boxes, np.array([0, 0, 2]), np.array([0.9, 0.8, 0.7])), NmsSettings()
+    )
     assert cls.tolist() == [0, 2]
     np.testing.assert_allclose(xyxy[0], [75, 75, 125, 125])
     assert conf.tolist() == np.float32([0.9, 0.7]).tolist()
@@ -56,10 +58,15 @@ def test_empty_output() -> None:
 @given(
     data=st.lists(
         st.tuples(
-            st.floats(20, 300), st.floats(20, 300), st.floats(4, 80), st.floats(4, 80),
-            st.integers(0, 2), st.floats(0.3, 1.0),
+            st.floats(20, 300),
+            st.floats(20, 300),
+            st.floats(4, 80),
+            st.floats(4, 80),
+            st.integers(0, 2),
+            st.floats(0.3, 1.0),
         ),
-        min_size=1, max_size=40,
+        min_size=1,
+        max_size=40,
     ),
     iou=st.sampled_from([0.45, 0.5, 0.7]),
 )

@@ -17,7 +17,9 @@ def tiny_model(path: Path, out_shape: list, names: str | None = None, in_shape: 
     in_shape = in_shape or ["batch", 3, "h", "w"]
     inp = helper.make_tensor_value_info("images", TensorProto.FLOAT, in_shape)
     out = helper.make_tensor_value_info("output0", TensorProto.FLOAT, out_shape)
-    shape = helper.make_tensor("shape", TensorProto.INT64, [len(out_shape)], [1] + [int(d) for d in out_shape[1:]])
+    shape = helper.make_tensor(
+        "shape", TensorProto.INT64, [len(out_shape)], [1] + [int(d) for d in out_shape[1:]]
+    )
     nodes = [
         helper.make_node("ReduceMean", ["images"], ["m"], keepdims=0, axes=[1, 2, 3]),
         helper.make_node("Expand", ["m", "shape"], ["output0"]),
@@ -87,7 +89,7 @@ def test_not_a_model(tmp_path: Path) -> None:
 
 
 def test_face_model_is_not_a_detection_model(models_dir: Path) -> None:
-    with pytest.raises(DetectorError, match="face_detection_yunet.onnx: unknown output layout"):
+    with pytest.raises(DetectorError, match=r"face_detection_yunet\.onnx: unknown output layout"):
         YoloOnnxDetector(models_dir / "face_detection_yunet.onnx")
 
 

@@ -36,7 +36,9 @@ def http_root(tmp_path: Path) -> Iterator[tuple[Path, str]]:
         server.server_close()
 
 
-def test_order_flag_env_config_default(isolated_env: Path, monkeypatch: pytest.MonkeyPatch, models_dir: Path) -> None:
+def test_order_flag_env_config_default(
+    isolated_env: Path, monkeypatch: pytest.MonkeyPatch, models_dir: Path
+) -> None:
     monkeypatch.setenv("KHUPHO_MODELS_DIR", str(models_dir))
     assert resolve_model() == models_dir / "yolov8n-coco.onnx"  # default name, found in the models dir
     assert resolve_model(config_value="yolov8n-coco-int8-b1") == models_dir / "yolov8n-coco-int8-b1.onnx"
@@ -54,9 +56,11 @@ def test_cache_dir_is_searched(isolated_env: Path) -> None:
 
 
 def test_missing_model_says_where_it_looked(isolated_env: Path) -> None:
-    with pytest.raises(ModelNotFound, match=r"'yolov8n-coco' \(yolov8n-coco.onnx\) not found in .*cache.*KHUPHO_MODELS_DIR"):
+    with pytest.raises(
+        ModelNotFound, match=r"'yolov8n-coco' \(yolov8n-coco.onnx\) not found in .*cache.*KHUPHO_MODELS_DIR"
+    ):
         resolve_model()
-    with pytest.raises(ModelNotFound, match="model file not found: /nowhere/m.onnx"):
+    with pytest.raises(ModelNotFound, match=r"model file not found: /nowhere/m\.onnx"):
         resolve_model(flag="/nowhere/m.onnx")
 
 

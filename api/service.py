@@ -1,0 +1,205 @@
+"""``khupho run``: ingest, detection, tracking, rules, storage and the API in one process."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import uvicorn
+
+from api.app import create_app
+from api.camera_worker import CameraWorker
+from api.config import KhuphoConfig
+from api.metrics import KhuphoMetrics
+from api.sink import EventSink
+from detectors import YoloOnnxDetector
+from detectors.batcher import InferenceBatcher
+from events.bus import EventBus
+from events.snapshot import SnapshotWriter
+from events.storage_config import open_event_store, open_object_store
+from models import resolve_model
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Counters:
+    packets: int = 0
+    picked: int = 0
+    dropped: int = 0
+    reconnects: int = 0
+
+
+class Service:
+    """Builds every component from the config, runs the cameras, serves the API.
+
+    Start-up fails fast with a clear message (bad model, unreachable S3, wrong
+    secret); a camera that cannot be opened is reported in its status and
+    retried, and never stops the others.
+    """
+
+    def __init__(self, config: KhuphoConfig, model_flag: str | None = None) -> None:
+        self.config = config
+        self.metrics = KhuphoMetrics()
+        self.store = open_event_store(config.storage.database)
+        self.objects = open_object_store(config.storage.objects)
+        self.bus = EventBus()
+        snap = config.storage.snapshots
+        self.snapshots = (
+            SnapshotWriter(
+                self.objects,
+                self.store,
+                max_side=snap.max_side,
+                quality=snap.quality,
+                crop=snap.crop,
+                max_pending=snap.max_pending,
+            )
+            if snap.enabled
+            else None
+        )
+        if self.snapshots is not None:
+            self.metrics.watch_snapshots(self.snapshots)
+        self.detector = YoloOnnxDetector(resolve_model(model_flag, config.detector.model), config.detector)
+        self.batcher = InferenceBatcher(
+            self.detector,
+            max_batch=config.batching.max_batch,
+            max_wait_ms=config.batching.max_wait_ms,
+            on_batch=self.metrics.observe_inference,
+        )
+        self.sink = EventSink(self.store, self.bus, self.snapshots, self.metrics)
+        self.workers: dict[str, CameraWorker] = {}
+        self.errors: dict[str, str] = {}
+        for cam_id, cam in config.cameras.items():
+            if not cam.enabled:
+                continue
+            try:
+                self.workers[cam_id] = CameraWorker(
+                    cam_id, cam, self.batcher, self.sink, self.metrics, config.events.timezone
+                )
+            except Exception as exc:  # a broken camera is reported, the others run
+                log.error("camera %r cannot start: %s", cam_id, exc)
+                self.errors[cam_id] = str(exc)
+        self._counters = {cam: _Counters() for cam in self.workers}
+        self._stop = threading.Event()
+        self.server: uvicorn.Server | None = None
+        self._poller = threading.Thread(target=self._poll, name="metrics-poller", daemon=True)
+        self.app = create_app(
+            self.store,
+            self.objects,
+            self.bus,
+            self.camera_statuses,
+            self.metrics,
+            heartbeat_s=config.api.sse_heartbeat_s,
+        )
+
+    def start(self) -> Service:
+        if self.snapshots is not None:
+            self.snapshots.start()
+        for worker in self.workers.values():
+            worker.start()
+        self._poller.start()
+        log.info("started %d camera(s): %s", len(self.workers), ", ".join(self.workers))
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        for worker in self.workers.values():
+            worker.stop()
+        self.batcher.close()
+        self.sink.flush()
+        if self.snapshots is not None:
+            self.snapshots.close()
+        self.bus.close()
+        self.store.close()
+        self.objects.close()
+
+    def camera_statuses(self) -> list[dict[str, Any]]:
+        out = []
+        for cam_id, cam in self.config.cameras.items():
+            worker = self.workers.get(cam_id)
+            if worker is None:
+                state = "disabled" if not cam.enabled else "failed"
+                out.append(
+                    {
+                        "id": cam_id,
+                        "name": cam.name or cam_id,
+                        "state": state,
+                        "last_error": self.errors.get(cam_id),
+                    }
+                )
+                continue
+            st = worker.status()
+            out.append(
+                {
+                    "id": cam_id,
+                    "name": cam.name or cam_id,
+                    "state": st.state.value,
+                    "last_frame_time": datetime.fromtimestamp(st.last_frame_time, UTC)
+                    if st.last_frame_time
+                    else None,
+                    "source_fps": round(st.source_fps, 2),
+                    "analysed_fps": round(st.analysed_fps, 2),
+                    "reconnects": st.reconnects,
+                    "last_error": st.last_error,
+                    "dropped_frames": st.dropped_frames,
+                    "width": st.width,
+                    "height": st.height,
+                }
+            )
+        return out
+
+    def _poll(self) -> None:
+        """Copy each camera's counters into the metrics once a second."""
+        while not self._stop.wait(1.0):
+            for cam_id, worker in self.workers.items():
+                st, stats, c = worker.status(), worker.source.stats, self._counters[cam_id]
+                self.metrics.set_camera_fps(
+                    cam_id, decoded=st.source_fps, analysed=st.analysed_fps, source=st.source_fps
+                )
+                self.metrics.frame_decoded(cam_id, stats.packets - c.packets)
+                if st.dropped_frames > c.dropped:
+                    self.metrics.frame_dropped(cam_id, "queue_full", st.dropped_frames - c.dropped)
+                for _ in range(st.reconnects - c.reconnects):
+                    self.metrics.camera_reconnected(cam_id)
+                c.packets, c.dropped, c.reconnects = stats.packets, st.dropped_frames, st.reconnects
+            self.metrics.set_queue_depth("inference", self.batcher.queue_depth())
+            self.metrics.set_queue_depth("store_backlog", self.sink.backlog)
+            if self.sink.backlog:
+                self.sink.flush()
+
+    def serve(self, on_ready: Callable[[str], None] | None = None) -> None:
+        """Run the API in this thread until interrupted; cameras run meanwhile; stop everything after."""
+        server = self.server = uvicorn.Server(
+            uvicorn.Config(
+                self.app,
+                host=self.config.api.host,
+                port=self.config.api.port,
+                log_level="warning",
+                lifespan="off",
+            )
+        )
+        self.start()
+        try:
+            if on_ready is not None:
+                threading.Thread(target=_announce, args=(server, on_ready), daemon=True).start()
+            server.run()
+        finally:
+            self.stop()
+
+    def shutdown(self) -> None:
+        """Ask a running ``serve()`` to stop (from another thread); it stops the cameras on its way out."""
+        if self.server is not None:
+            self.server.should_exit = True
+
+
+def _announce(server: uvicorn.Server, on_ready: Callable[[str], None]) -> None:
+    while not server.started:
+        if server.should_exit:
+            return
+        threading.Event().wait(0.05)
+    sock = server.servers[0].sockets[0].getsockname() if server.servers else ("?", 0)
+    on_ready(f"http://{sock[0]}:{sock[1]}")

@@ -1,0 +1,159 @@
+"""A recorded file played as a live camera: paced at its own frame rate, looping, with a status.
+
+Stands in for a real camera in the demo and in capacity benchmarks: frames come
+out when their timestamps say (not as fast as the decoder goes), the timeline
+continues across loops, and the public face (``start``/``stop``/``get``/
+``frames``/``status``) is the one :class:`ingest.rtsp.RtspSource` has.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+import time
+from collections.abc import Iterator
+
+from ingest.decode import DecodeStats
+from ingest.errors import SourceError
+from ingest.frame import Frame
+from ingest.status import CameraStatus, StatusCallback, StatusTracker
+from ingest.video_source import VideoSource
+
+log = logging.getLogger(__name__)
+
+
+class ReplaySource:
+    """Replay ``path`` at ``speed`` x real time in a background thread, ``loop``-ing at the end."""
+
+    def __init__(
+        self,
+        camera: str,
+        path: str | os.PathLike[str],
+        analysis_fps: float | None = 5.0,
+        *,
+        loop: bool = True,
+        speed: float = 1.0,
+        queue_size: int = 4,
+        decode_threads: int = 1,
+        on_status: StatusCallback | None = None,
+    ) -> None:
+        if speed <= 0:
+            raise ValueError(f"camera {camera!r}: speed must be positive, not {speed}")
+        self.camera = camera
+        self.path = os.fspath(path)
+        self.analysis_fps = analysis_fps
+        self.loop = loop
+        self.speed = speed
+        self.decode_threads = decode_threads
+        self._source = VideoSource(
+            self.path, camera=camera, analysis_fps=analysis_fps, decode_threads=decode_threads
+        )  # opens now: a bad file fails here
+        self.info = self._source.info
+        self.stats = DecodeStats()
+        self._queue: queue.Queue[Frame] = queue.Queue(maxsize=queue_size)
+        self._dropped = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._tracker = StatusTracker(camera, self.path, grace_s=0.0, on_status=on_status)
+
+    def start(self) -> ReplaySource:
+        if self._thread is not None:
+            raise RuntimeError(f"camera {self.camera!r}: already started")
+        self._thread = threading.Thread(target=self._run, name=f"replay-{self.camera}", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float | None = 5.0) -> bool:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        self._tracker.stopped()
+        return self._thread is None or not self._thread.is_alive()
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def status(self) -> CameraStatus:
+        return self._tracker.snapshot(
+            dropped_frames=self._dropped,
+            frames_analysed=self.stats.picked,
+            decode_errors=self.stats.decode_errors,
+            width=self.info.width,
+            height=self.info.height,
+        )
+
+    def get(self, timeout: float | None = None) -> Frame | None:
+        try:
+            return self._queue.get(timeout=timeout)
+        except queue.Empty:
+            return None
+
+    def frames(self, poll_s: float = 0.5) -> Iterator[Frame]:
+        while not self._stop.is_set() or not self._queue.empty():
+            frame = self.get(poll_s)
+            if frame is not None:
+                yield frame
+
+    # -- worker ---------------------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        offset = 0.0
+        index_offset = 0
+        packets = picked = 0
+        try:
+            while not self._stop.is_set():
+                source = (
+                    self._source
+                    if offset == 0.0
+                    else VideoSource(
+                        self.path,
+                        camera=self.camera,
+                        analysis_fps=self.analysis_fps,
+                        decode_threads=self.decode_threads,
+                    )
+                )
+                start = time.monotonic()
+                last_pts = 0.0
+                for frame in source:
+                    delay = frame.pts / self.speed - (time.monotonic() - start)
+                    if delay > 0 and self._stop.wait(delay):
+                        return
+                    last_pts = frame.pts
+                    frame.pts += offset
+                    frame.index += index_offset
+                    frame.wall_time = time.time()
+                    self._tracker.frame()
+                    self.stats.packets = packets + source.stats.packets
+                    self.stats.picked = picked + source.stats.picked
+                    self._tracker.sample(self.stats.packets, self.stats.picked)
+                    self._put(frame)
+                packets += source.stats.packets
+                picked += source.stats.picked
+                self.stats.decoded += source.stats.decoded
+                self.stats.decode_errors += source.stats.decode_errors
+                if not self.loop:
+                    return
+                period = 1.0 / (self.info.fps or 25.0)
+                offset += self.info.duration or last_pts + period
+                index_offset += source.stats.packets
+        except SourceError as exc:
+            log.error("%s", exc)
+            self._tracker.connection_lost(str(exc))
+        finally:
+            self._stop.set()
+
+    def _put(self, frame: Frame) -> None:
+        # Like a live camera: a slow consumer loses the oldest frame, the reader never blocks.
+        while True:
+            try:
+                self._queue.put_nowait(frame)
+                return
+            except queue.Full:
+                try:
+                    self._queue.get_nowait()
+                    self._dropped += 1
+                except queue.Empty:
+                    pass
