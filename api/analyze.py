@@ -128,7 +128,7 @@ def analyze_video(
     track: bool = True,
     progress: bool = True,
 ) -> AnalyzeSummary:
-    """Analyse ``video``: writes ``detections.jsonl``, ``summary.json`` and (``annotate``) ``annotated.mp4``."""
+    """Analyse ``video``; writes detections.jsonl, summary.json and, with ``annotate``, annotated.mp4."""
     out_dir.mkdir(parents=True, exist_ok=True)
     source = VideoSource(video, camera=video.stem, analysis_fps=analysis_fps)
     info = source.info
