@@ -1,0 +1,89 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from api.config import ConfigError, load_config, parse_config
+from tests.conftest import REPO
+
+
+def test_example_config_is_valid() -> None:
+    config = load_config(REPO / "khupho.example.yaml")
+    assert set(config.cameras) == {"gate_street", "sample_clip"}
+    gate = config.cameras["gate_street"]
+    assert [r.type for r in gate.events.rules] == ["line_crossing", "zone_intrusion", "loitering", "crowding"]
+    assert "secret" not in repr(gate.source)
+    # Relative paths are anchored at the config file, not the working directory.
+    assert config.storage.database.path == REPO / ".khupho/events.db"
+    assert (
+        config.cameras["sample_clip"].replay.path
+        == REPO / "../shared/footage/traffic_intersection_cctv_640x480_h264.mp4"
+    )
+
+
+def test_wrong_field_names_camera_and_path() -> None:
+    with pytest.raises(ConfigError) as err:
+        parse_config(
+            {
+                "cameras": {
+                    "gate": {
+                        "replay": {"path": "x.mp4"},
+                        "events": {
+                            "rules": [{"name": "z", "type": "zone_intrusion", "polygon": [[0, 0], [1, 1]]}]
+                        },
+                    }
+                }
+            },
+            "k.yaml",
+        )
+    lines = str(err.value).splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("k.yaml: cameras.gate.events.rules.0.zone_intrusion.polygon: ")
+
+
+def test_unknown_field_and_typo() -> None:
+    with pytest.raises(
+        ConfigError, match=r"cameras\.gate\.source\.analysis_fsp: Extra inputs are not permitted"
+    ):
+        parse_config({"cameras": {"gate": {"source": {"url": "rtsp://127.0.0.1/x", "analysis_fsp": 5}}}})
+
+
+def test_secret_is_not_echoed() -> None:
+    with pytest.raises(ConfigError) as err:
+        parse_config({"cameras": {"gate": {"source": {"url": "ftp://user:hunter2@127.0.0.1/x"}}}})
+    assert "hunter2" not in str(err.value) and "cameras.gate.source.url" in str(err.value)
+
+
+def test_camera_needs_exactly_one_source() -> None:
+    with pytest.raises(ConfigError, match=r"cameras\.gate: .*exactly one of 'source'"):
+        parse_config({"cameras": {"gate": {}}})
+
+
+def test_no_cameras() -> None:
+    with pytest.raises(ConfigError, match="cameras: Field required"):
+        parse_config({})
+
+
+def test_bad_yaml_names_line(tmp_path: Path) -> None:
+    bad = tmp_path / "k.yaml"
+    bad.write_text("cameras:\n  gate: [unclosed\n")
+    with pytest.raises(ConfigError, match=r"k\.yaml: line \d+ column \d+ not valid YAML"):
+        load_config(bad)
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read config"):
+        load_config(tmp_path / "none.yaml")
+
+
+def test_run_with_bad_config_exits_with_one_clear_line(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from api.cli import app
+
+    cfg = tmp_path / "k.yaml"
+    cfg.write_text("cameras:\n  gate:\n    source: {url: 'rtsp://127.0.0.1/x', analysis_fps: -1}\n")
+    result = CliRunner().invoke(app, ["run", "--config", str(cfg)])
+    assert result.exit_code == 2
+    assert "cameras.gate.source.analysis_fps: Input should be greater than 0" in result.output
