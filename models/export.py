@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import tempfile
 from pathlib import Path
 from typing import Literal
 
@@ -32,20 +33,25 @@ def export_onnx(
     if not weights.is_file():
         raise FileNotFoundError(f"weights not found: {weights}")
     dynamic = batch is None
-    produced = Path(
-        YOLO(str(weights)).export(
-            format="onnx",
-            imgsz=imgsz,
-            dynamic=dynamic,
-            batch=batch or 1,
-            half=precision == "fp16",
-            int8=precision == "int8",
-            simplify=True,
-            opset=17,
-        )
-    )
     shape = "dyn" if dynamic else f"b{batch}-{imgsz}"
     target = out_dir / (name or f"{weights.stem}-{precision}-{shape}.onnx")
     out_dir.mkdir(parents=True, exist_ok=True)
-    shutil.move(str(produced), target)
+    # Ultralytics writes its result beside the weights, replacing any file of that name there: work on
+    # a copy in a scratch folder so a models folder (often read-only, shared) is never written to.
+    with tempfile.TemporaryDirectory(prefix="khupho-export-") as scratch:
+        local = Path(scratch) / weights.name
+        shutil.copyfile(weights, local)
+        produced = Path(
+            YOLO(str(local)).export(
+                format="onnx",
+                imgsz=imgsz,
+                dynamic=dynamic,
+                batch=batch or 1,
+                half=precision == "fp16",
+                int8=precision == "int8",
+                simplify=True,
+                opset=17,
+            )
+        )
+        shutil.move(str(produced), target)
     return target
