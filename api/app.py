@@ -1,0 +1,80 @@
+"""The FastAPI application: built from its parts, no globals (``create_app`` once per process or test)."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from zoneinfo import ZoneInfo
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from api.context import AppContext, CameraStatusProvider
+from api.metrics import KhuphoMetrics
+from api.routes import cameras, events, health, prometheus, stream, traffic
+from events.bus import EventBus
+from events.objects import ObjectNotFound, ObjectStore
+from events.store import EventStore, StorageError
+
+log = logging.getLogger(__name__)
+
+
+def create_app(
+    store: EventStore,
+    objects: ObjectStore,
+    bus: EventBus,
+    cameras_status_provider: CameraStatusProvider,
+    metrics: KhuphoMetrics,
+    *,
+    heartbeat_s: float = 15.0,
+    presign_expiry: timedelta = timedelta(hours=1),
+    sse_queue_size: int = 256,
+    traffic_tz: str = "UTC",
+    title: str = "khupho",
+) -> FastAPI:
+    """The HTTP API over the given components; OpenAPI docs at ``/docs``.
+
+    The caller owns the components (starts and closes them); the app only reads the
+    store and object store, subscribes to the bus, and renders the metrics.
+    ``heartbeat_s``: SSE keep-alive comment interval; ``sse_queue_size``: transitions
+    buffered per SSE client before its oldest are dropped (and a gap reported);
+    ``presign_expiry``: lifetime of snapshot links on S3; ``traffic_tz``: IANA zone of
+    ``/traffic`` hour and day buckets when the request names none.
+    """
+    ZoneInfo(traffic_tz)  # fail at start-up, not on the first request
+    app = FastAPI(
+        title=title,
+        summary="Events, traffic counts, camera status and metrics of a khupho video-analytics node",
+        version="0.1.0",
+    )
+    app.state.khupho = AppContext(
+        store=store,
+        objects=objects,
+        bus=bus,
+        cameras=cameras_status_provider,
+        metrics=metrics,
+        heartbeat_s=heartbeat_s,
+        presign_expiry=presign_expiry,
+        sse_queue_size=sse_queue_size,
+        traffic_tz=traffic_tz,
+    )
+    metrics.watch_bus(bus)
+
+    @app.exception_handler(ObjectNotFound)
+    async def _not_found(request: Request, exc: ObjectNotFound) -> JSONResponse:
+        return JSONResponse(status_code=404, content={"detail": str(exc)})
+
+    @app.exception_handler(StorageError)
+    async def _unavailable(request: Request, exc: StorageError) -> JSONResponse:
+        # Storage down is the server's state, not a bug: 503 tells clients and load balancers to retry.
+        log.warning("%s %s: %s", request.method, request.url.path, exc)
+        return JSONResponse(status_code=503, content={"detail": str(exc)})
+
+    app.include_router(health.router)
+    app.include_router(cameras.router)
+    # The stream and count routes come before /events/{event_id}, which would otherwise match them.
+    app.include_router(stream.router)
+    app.include_router(events.router)
+    app.include_router(traffic.router)
+    app.include_router(prometheus.router)
+    return app

@@ -1,0 +1,264 @@
+"""Prometheus metrics of one khupho process, in a registry of their own (pass the object around).
+
+The pipeline calls the ``frame_*``/``observe_*``/``set_*`` methods; ``GET /metrics``
+renders :meth:`KhuphoMetrics.render`. Components that keep their own counters (the
+event bus, the snapshot writer) are read at scrape time through :meth:`watch_bus`
+and :meth:`watch_snapshots`, so they need not know about Prometheus.
+
+Names follow Prometheus conventions: ``_total`` counters, base units (seconds).
+Per-camera rates are best taken from the counters (``rate(khupho_frames_decoded_total[1m])``);
+the ``*_fps`` gauges carry the pipeline's own smoothed estimate for dashboards
+without PromQL.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from events.bus import BusStats, EventBus
+from events.model import EventTransition
+from events.snapshot import SnapshotStats, SnapshotWriter
+
+# Per-batch inference on CPU ranges from ~5 ms (nano, small batch) to seconds (large model, big batch).
+INFERENCE_BUCKETS = (
+    0.002,
+    0.005,
+    0.01,
+    0.02,
+    0.03,
+    0.05,
+    0.075,
+    0.1,
+    0.15,
+    0.2,
+    0.3,
+    0.5,
+    0.75,
+    1.0,
+    2.0,
+    5.0,
+)
+BATCH_BUCKETS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 64)
+LATENCY_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
+
+
+class KhuphoMetrics:
+    """Every metric the service exports; ``registry`` is private to this object."""
+
+    def __init__(self, namespace: str = "khupho") -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        ns, reg = namespace, self.registry
+        self._frames_decoded = Counter(
+            "frames_decoded", "Frames decoded from the camera stream", ["camera"], namespace=ns, registry=reg
+        )
+        self._frames_analysed = Counter(
+            "frames_analysed", "Frames run through detection", ["camera"], namespace=ns, registry=reg
+        )
+        self._frames_dropped = Counter(
+            "frames_dropped",
+            "Frames not analysed, by reason (rate_limit, queue_full, stale, decode_error...)",
+            ["camera", "reason"],
+            namespace=ns,
+            registry=reg,
+        )
+        self._decoded_fps = Gauge(
+            "camera_decoded_fps",
+            "Decoded frames per second (pipeline estimate)",
+            ["camera"],
+            namespace=ns,
+            registry=reg,
+        )
+        self._analysed_fps = Gauge(
+            "camera_analysed_fps",
+            "Analysed frames per second (pipeline estimate)",
+            ["camera"],
+            namespace=ns,
+            registry=reg,
+        )
+        self._source_fps = Gauge(
+            "camera_source_fps", "Frame rate announced by the stream", ["camera"], namespace=ns, registry=reg
+        )
+        self._camera_up = Gauge(
+            "camera_up", "1 while the camera delivers frames, else 0", ["camera"], namespace=ns, registry=reg
+        )
+        self._reconnects = Counter(
+            "camera_reconnects", "Reconnections to the camera stream", ["camera"], namespace=ns, registry=reg
+        )
+        self._inference = Histogram(
+            "inference_seconds",
+            "Wall time of one detector call (one batch)",
+            namespace=ns,
+            registry=reg,
+            buckets=INFERENCE_BUCKETS,
+        )
+        self._batch = Histogram(
+            "inference_batch_size",
+            "Pictures per detector call",
+            namespace=ns,
+            registry=reg,
+            buckets=BATCH_BUCKETS,
+        )
+        self._queue_depth = Gauge(
+            "queue_depth", "Items waiting in a pipeline queue", ["queue"], namespace=ns, registry=reg
+        )
+        self._events = Counter(
+            "event_transitions",
+            "Event transitions emitted by the rules",
+            ["camera", "type", "phase"],
+            namespace=ns,
+            registry=reg,
+        )
+        self._event_latency = Histogram(
+            "frame_to_event_seconds",
+            "From a frame leaving the decoder to the event transition it caused",
+            namespace=ns,
+            registry=reg,
+            buckets=LATENCY_BUCKETS,
+        )
+        # Label sets with a camera in first place, so forget_camera() can remove them.
+        self._lock = threading.Lock()
+        self._drop_labels: set[tuple[str, str]] = set()
+        self._event_labels: set[tuple[str, str, str]] = set()
+        self._watched = _WatchCollector(ns)
+        reg.register(self._watched)
+
+    # -- pipeline hooks ----------------------------------------------------------
+
+    def frame_decoded(self, camera: str, n: int = 1) -> None:
+        self._frames_decoded.labels(camera).inc(n)
+
+    def frame_analysed(self, camera: str, n: int = 1) -> None:
+        self._frames_analysed.labels(camera).inc(n)
+
+    def frame_dropped(self, camera: str, reason: str, n: int = 1) -> None:
+        self._frames_dropped.labels(camera, reason).inc(n)
+        if (camera, reason) not in self._drop_labels:
+            with self._lock:
+                self._drop_labels.add((camera, reason))
+
+    def set_camera_fps(
+        self,
+        camera: str,
+        *,
+        decoded: float | None = None,
+        analysed: float | None = None,
+        source: float | None = None,
+    ) -> None:
+        for gauge, value in (
+            (self._decoded_fps, decoded),
+            (self._analysed_fps, analysed),
+            (self._source_fps, source),
+        ):
+            if value is not None:
+                gauge.labels(camera).set(value)
+
+    def set_camera_up(self, camera: str, up: bool) -> None:
+        self._camera_up.labels(camera).set(1 if up else 0)
+
+    def camera_reconnected(self, camera: str) -> None:
+        self._reconnects.labels(camera).inc()
+
+    def observe_inference(self, seconds: float, batch_size: int) -> None:
+        self._inference.observe(seconds)
+        self._batch.observe(batch_size)
+
+    def set_queue_depth(self, name: str, n: int) -> None:
+        self._queue_depth.labels(name).set(n)
+
+    def event_transition(self, transition: EventTransition) -> None:
+        ev = transition.event
+        labels = (ev.camera, str(ev.type), str(transition.phase))
+        self._events.labels(*labels).inc()
+        if labels not in self._event_labels:
+            with self._lock:
+                self._event_labels.add(labels)
+
+    def observe_event_latency(self, seconds: float) -> None:
+        self._event_latency.observe(seconds)
+
+    def forget_camera(self, camera: str) -> None:
+        """Remove a camera's series (after it is removed from the configuration)."""
+        for metric in (
+            self._frames_decoded,
+            self._frames_analysed,
+            self._decoded_fps,
+            self._analysed_fps,
+            self._source_fps,
+            self._camera_up,
+            self._reconnects,
+        ):
+            metric.remove(camera)  # a no-op for a series never created
+        with self._lock:
+            dropped = [k for k in self._drop_labels if k[0] == camera]
+            events = [k for k in self._event_labels if k[0] == camera]
+            self._drop_labels.difference_update(dropped)
+            self._event_labels.difference_update(events)
+        for labels in dropped:
+            self._frames_dropped.remove(*labels)
+        for labels in events:
+            self._events.remove(*labels)
+
+    # -- components read at scrape time --------------------------------------------
+
+    def watch_bus(self, bus: EventBus) -> None:
+        self._watched.bus = bus.stats
+
+    def watch_snapshots(self, writer: SnapshotWriter) -> None:
+        self._watched.snapshots = writer.stats
+
+    # -- exposition ------------------------------------------------------------------
+
+    content_type = CONTENT_TYPE_LATEST
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+class _WatchCollector(Collector):
+    def __init__(self, namespace: str) -> None:
+        self.ns = namespace
+        self.bus: Callable[[], BusStats] | None = None
+        self.snapshots: Callable[[], SnapshotStats] | None = None
+
+    def describe(self) -> Iterable[Metric]:
+        return []  # series appear once a component is watched
+
+    def collect(self) -> Iterable[Metric]:
+        ns = self.ns
+        if self.bus is not None:
+            s = self.bus()
+            yield CounterMetricFamily(
+                f"{ns}_bus_published", "Transitions published on the event bus", s.published
+            )
+            yield GaugeMetricFamily(
+                f"{ns}_bus_subscribers", "Live subscribers of the event bus", s.subscribers
+            )
+            yield CounterMetricFamily(
+                f"{ns}_bus_dropped", "Transitions dropped from slow subscribers' queues", s.dropped
+            )
+            yield CounterMetricFamily(
+                f"{ns}_bus_disconnected", "Subscribers cut off for falling behind", s.disconnected
+            )
+        if self.snapshots is not None:
+            s = self.snapshots()
+            outcomes = CounterMetricFamily(
+                f"{ns}_snapshots", "Snapshot candidates by outcome", labels=["outcome"]
+            )
+            for outcome in ("written", "failed", "dropped", "superseded", "not_better"):
+                outcomes.add_metric([outcome], getattr(s, outcome))
+            yield outcomes
+            yield GaugeMetricFamily(
+                f"{ns}_snapshots_pending", "Snapshot candidates waiting to be written", s.pending
+            )

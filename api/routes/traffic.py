@@ -1,0 +1,41 @@
+"""``GET /traffic``: line-crossing counts summed per minute, hour or day."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from fastapi import APIRouter, Query
+
+from api.context import Ctx
+from api.queries import Since, Until, invalid, time_range
+from api.schemas import TrafficPage
+
+router = APIRouter(tags=["traffic"])
+
+
+@router.get("/traffic", response_model=TrafficPage)
+def traffic(
+    ctx: Ctx,
+    camera: Annotated[str | None, Query(description="camera id; all cameras if omitted")] = None,
+    line: Annotated[str | None, Query(description="counting line name; all lines if omitted")] = None,
+    since: Since = None,
+    until: Until = None,
+    bucket: Annotated[Literal["minute", "hour", "day"], Query(description="aggregation step")] = "hour",
+    tz: Annotated[
+        str | None,
+        Query(
+            description="IANA time zone of hour/day buckets (default: the server's)",
+            examples=["Asia/Ho_Chi_Minh"],
+        ),
+    ] = None,
+) -> TrafficPage:
+    """Crossings per bucket, line, class and direction, oldest first."""
+    since, until = time_range(since, until)
+    tz = tz or ctx.traffic_tz
+    try:
+        zone = ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise invalid("tz", f"unknown time zone {tz!r}", tz) from exc
+    rows = ctx.store.traffic(camera, line, since, until, bucket=bucket, tz=zone)
+    return TrafficPage(bucket=bucket, tz=tz, items=list(rows))

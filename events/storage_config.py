@@ -1,0 +1,165 @@
+"""Configuration of storage: the event database, the object store and snapshots.
+
+In YAML (``storage:`` in the root config)::
+
+    storage:
+      database:
+        path: /var/lib/khupho/events.db
+      objects:
+        type: s3
+        endpoint: 127.0.0.1:9000       # host:port, no scheme; secure: true for HTTPS
+        bucket: khupho
+        access_key: khupho
+        # secret_key: ...              # better: the KHUPHO_S3_SECRET_KEY environment variable
+      snapshots:
+        max_side: 1280
+        quality: 85
+
+``open_event_store``/``open_object_store`` build the configured backends; an S3
+store checks its credentials and bucket there, so a wrong secret stops start-up
+with a message naming the endpoint and access key.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Literal, Self
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    SecretStr,
+    Tag,
+    field_validator,
+    model_validator,
+)
+
+from events.objects import LocalObjectStore, ObjectStore
+from events.store import EventStore
+
+ACCESS_KEY_ENV = "KHUPHO_S3_ACCESS_KEY"
+SECRET_KEY_ENV = "KHUPHO_S3_SECRET_KEY"
+
+
+class SqliteStoreConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["sqlite"] = "sqlite"
+    path: Path = Path(".khupho/events.db")
+
+
+class LocalObjectsConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["local"] = "local"
+    root: Path = Path(".khupho/media")
+    fsync: bool = False  # survive power loss, at a cost per snapshot
+
+
+def _endpoint(value: str) -> str:
+    if "://" in value:
+        raise ValueError("give host:port without a scheme (set secure: true for HTTPS)")
+    if not re.fullmatch(r"[A-Za-z0-9.\-\[\]:]+", value):
+        raise ValueError(f"{value!r} is not a host or host:port")
+    return value
+
+
+class S3ObjectsConfig(BaseModel):
+    """An S3 bucket; keys left out come from ``KHUPHO_S3_ACCESS_KEY`` and ``KHUPHO_S3_SECRET_KEY``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["s3"]
+    endpoint: str
+    bucket: str = Field(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+    access_key: str | None = None
+    secret_key: SecretStr | None = None  # SecretStr: never printed by repr() or logged config dumps
+    secure: bool = False
+    region: str | None = None
+    presign_endpoint: str | None = None  # the host:port browsers reach, if not ``endpoint``
+    presign_secure: bool | None = None  # defaults to ``secure``
+    presign_expiry_s: int = Field(3600, ge=1, le=7 * 86400)  # S3 caps presigned links at 7 days
+    retries: int = Field(3, ge=0, le=10)
+
+    @field_validator("endpoint", "presign_endpoint")
+    @classmethod
+    def _check_endpoint(cls, value: str | None) -> str | None:
+        return None if value is None else _endpoint(value)
+
+    @model_validator(mode="after")
+    def _keys_from_environment(self) -> Self:
+        if self.access_key is None:
+            self.access_key = os.environ.get(ACCESS_KEY_ENV)
+        if self.secret_key is None and os.environ.get(SECRET_KEY_ENV):
+            self.secret_key = SecretStr(os.environ[SECRET_KEY_ENV])
+        if not self.access_key:
+            raise ValueError(f"access_key is required (or set {ACCESS_KEY_ENV})")
+        if self.secret_key is None or not self.secret_key.get_secret_value():
+            raise ValueError(f"secret_key is required (or set {SECRET_KEY_ENV})")
+        return self
+
+    @property
+    def presign_expiry(self) -> timedelta:
+        return timedelta(seconds=self.presign_expiry_s)
+
+
+def _objects_type(value: object) -> str | None:
+    # Local storage needs no ``type:`` line; anything else must say which backend it is.
+    if isinstance(value, dict):
+        return value.get("type", "local")
+    return getattr(value, "type", None)
+
+
+ObjectsConfig = Annotated[
+    Annotated[LocalObjectsConfig, Tag("local")] | Annotated[S3ObjectsConfig, Tag("s3")],
+    Discriminator(_objects_type),
+]
+
+
+class SnapshotConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = True
+    max_side: int | None = Field(1280, ge=64)  # longer side in pixels; null keeps the frame's size
+    quality: int = Field(85, ge=1, le=100)
+    crop: bool = False  # the object and its surroundings instead of the whole frame
+    max_pending: int = Field(16, ge=1, le=1024)  # events waiting for encoding; each holds one frame
+
+
+class StorageConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    database: SqliteStoreConfig = Field(default_factory=SqliteStoreConfig)
+    objects: ObjectsConfig = Field(default_factory=LocalObjectsConfig)
+    snapshots: SnapshotConfig = Field(default_factory=SnapshotConfig)
+
+
+def open_event_store(config: SqliteStoreConfig) -> EventStore:
+    from events.store_sqlite import SqliteEventStore
+
+    return SqliteEventStore(config.path)
+
+
+def open_object_store(config: LocalObjectsConfig | S3ObjectsConfig) -> ObjectStore:
+    """The configured object store; raises :class:`events.store.StorageError` if it cannot be used."""
+    if isinstance(config, LocalObjectsConfig):
+        return LocalObjectStore(config.root, fsync=config.fsync)
+    from events.objects_s3 import S3ObjectStore  # minio is imported only when S3 is configured
+
+    assert config.access_key is not None and config.secret_key is not None  # ensured by validation
+    return S3ObjectStore(
+        config.endpoint,
+        config.access_key,
+        config.secret_key.get_secret_value(),
+        config.bucket,
+        secure=config.secure,
+        region=config.region,
+        presign_endpoint=config.presign_endpoint,
+        presign_secure=config.presign_secure,
+        retries=config.retries,
+    )

@@ -1,0 +1,445 @@
+"""The SQLite event store: one file, WAL, keyset pagination, a join table for the class filter.
+
+Layout (schema version 1, kept in ``PRAGMA user_version``):
+
+- ``events``: one row per event; times as integer microseconds since the epoch
+  (UTC) so ordering and cursor comparison are exact; lists and ``data`` as JSON.
+  ``phase_rank`` (start 0, update 1, end 2) makes replays and late arrivals
+  harmless: a transition only replaces the row when its phase is at least the
+  stored one, so a stray ``start`` cannot reopen an ended event.
+- ``event_classes``: ``(class_name, start_us, event_id)``; the class filter walks
+  this index in page order instead of scanning JSON arrays.
+- ``snapshots``: the best snapshot's key and score, apart from ``events`` so a
+  transition (which does not know the key) never erases it, and so a snapshot
+  may arrive before its event.
+- ``traffic``: per-minute counts, upserted with ``count = count + n``.
+
+One connection guarded by a lock: writes are small batches and reads are
+indexed pages, so contention is negligible at camera scale, and SQLite's
+single writer rule would serialise writers anyway.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, tzinfo
+from pathlib import Path
+from typing import Any
+
+from events.model import Event, EventTransition, EventType, Phase, TrafficCount
+from events.store import (
+    StorageError,
+    TrafficBucket,
+    TrafficRow,
+    decode_cursor,
+    encode_cursor,
+    from_epoch_us,
+    to_epoch_us,
+)
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    id          TEXT PRIMARY KEY,
+    camera      TEXT NOT NULL,
+    rule        TEXT NOT NULL,
+    type        TEXT NOT NULL,
+    classes     TEXT NOT NULL,
+    track_ids   TEXT NOT NULL,
+    start_pts   REAL NOT NULL,
+    end_pts     REAL,
+    start_us    INTEGER NOT NULL,
+    end_us      INTEGER,
+    active      INTEGER NOT NULL,
+    score       REAL NOT NULL,
+    snapshot    TEXT,
+    data        TEXT NOT NULL,
+    phase_rank  INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_by_start ON events (start_us, id);
+CREATE INDEX IF NOT EXISTS events_by_camera ON events (camera, start_us, id);
+CREATE INDEX IF NOT EXISTS events_by_type ON events (type, start_us, id);
+CREATE INDEX IF NOT EXISTS events_active ON events (start_us, id) WHERE active = 1;
+
+CREATE TABLE IF NOT EXISTS event_classes (
+    class_name  TEXT NOT NULL,
+    start_us    INTEGER NOT NULL,
+    event_id    TEXT NOT NULL,
+    PRIMARY KEY (class_name, start_us, event_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS event_classes_by_event ON event_classes (event_id);
+
+CREATE TABLE IF NOT EXISTS snapshots (
+    event_id    TEXT PRIMARY KEY,
+    key         TEXT NOT NULL,
+    score       REAL NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS traffic (
+    camera      TEXT NOT NULL,
+    line        TEXT NOT NULL,
+    minute_us   INTEGER NOT NULL,
+    class_name  TEXT NOT NULL,
+    direction   TEXT NOT NULL,
+    count       INTEGER NOT NULL,
+    PRIMARY KEY (camera, line, minute_us, class_name, direction)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS traffic_by_camera ON traffic (camera, minute_us);
+CREATE INDEX IF NOT EXISTS traffic_by_minute ON traffic (minute_us);
+"""
+
+_PHASE_RANK = {Phase.START: 0, Phase.UPDATE: 1, Phase.END: 2}
+
+_UPSERT = """
+INSERT INTO events (id, camera, rule, type, classes, track_ids, start_pts, end_pts,
+                    start_us, end_us, active, score, snapshot, data, phase_rank)
+VALUES (:id, :camera, :rule, :type, :classes, :track_ids, :start_pts, :end_pts,
+        :start_us, :end_us, :active, :score, :snapshot, :data, :phase_rank)
+ON CONFLICT (id) DO UPDATE SET
+    camera = excluded.camera, rule = excluded.rule, type = excluded.type,
+    classes = excluded.classes, track_ids = excluded.track_ids,
+    start_pts = excluded.start_pts, end_pts = excluded.end_pts,
+    start_us = excluded.start_us, end_us = excluded.end_us, active = excluded.active,
+    score = excluded.score, snapshot = excluded.snapshot, data = excluded.data,
+    phase_rank = excluded.phase_rank
+WHERE excluded.phase_rank >= events.phase_rank
+"""
+
+_SELECT = """
+SELECT e.id, e.camera, e.rule, e.type, e.classes, e.track_ids, e.start_pts, e.end_pts,
+       e.start_us, e.end_us, e.active, e.score, e.snapshot, e.data,
+       s.key AS snap_key, s.score AS snap_score
+"""
+
+_MINUTE_US = 60_000_000
+_QUARTER_US = 15 * _MINUTE_US  # every UTC offset in use is a multiple of 15 minutes
+
+
+class SqliteEventStore:
+    """:class:`events.store.EventStore` on one SQLite file (``":memory:"`` works for tests)."""
+
+    def __init__(self, path: str | Path, *, timeout: float = 10.0) -> None:
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        try:
+            # isolation_level=None: we issue BEGIN/COMMIT ourselves, so a batch is one transaction.
+            self._db = sqlite3.connect(
+                self.path, timeout=timeout, isolation_level=None, check_same_thread=False
+            )
+            self._db.execute("PRAGMA journal_mode=WAL")
+            # NORMAL in WAL mode: durable across application crashes; a power cut may lose
+            # the last commits but never corrupts the file.
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
+            self._migrate()
+        except sqlite3.Error as exc:
+            raise StorageError(f"cannot open event database {self.path}: {exc}") from exc
+
+    def __repr__(self) -> str:
+        return f"SqliteEventStore({self.path!r})"
+
+    def _migrate(self) -> None:
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise StorageError(
+                f"event database {self.path} has schema version {version}, newer than this "
+                f"khupho's {SCHEMA_VERSION}: upgrade khupho or use another file"
+            )
+        with self._transaction():
+            # Statement by statement: executescript() would COMMIT our transaction first.
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    self._db.execute(statement)
+            self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._reading() as db:
+            # IMMEDIATE takes the write lock up front, so a concurrent writer in another
+            # process waits (busy_timeout) instead of failing half way through.
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                if db.in_transaction:  # SQLite may already have rolled back (e.g. disk full)
+                    db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+
+    @contextmanager
+    def _reading(self) -> Iterator[sqlite3.Connection]:
+        """The connection, under the lock, with SQLite failures (disk full, locked) as StorageError."""
+        with self._lock:
+            try:
+                yield self._db
+            except sqlite3.Error as exc:
+                raise StorageError(f"event database {self.path}: {exc}") from exc
+
+    # -- writes ---------------------------------------------------------------
+
+    def apply(self, transition: EventTransition) -> None:
+        self.apply_many((transition,))
+
+    def apply_many(self, transitions: Iterable[EventTransition]) -> None:
+        rows = [self._row(t) for t in transitions]  # validate before taking the lock
+        if not rows:
+            return
+        with self._transaction() as db:
+            for row, classes in rows:
+                if db.execute(_UPSERT, row).rowcount == 0:
+                    continue  # an older phase arriving late: the stored row wins
+                db.execute("DELETE FROM event_classes WHERE event_id = ?", (row["id"],))
+                db.executemany(
+                    "INSERT OR IGNORE INTO event_classes (class_name, start_us, event_id) VALUES (?, ?, ?)",
+                    [(c, row["start_us"], row["id"]) for c in classes],
+                )
+
+    @staticmethod
+    def _row(transition: EventTransition) -> tuple[dict[str, Any], list[str]]:
+        event = transition.event
+        doc = event.model_dump(mode="json", include={"classes", "track_ids", "data"})
+        row = {
+            "id": event.id,
+            "camera": event.camera,
+            "rule": event.rule,
+            "type": str(event.type),
+            "classes": json.dumps(doc["classes"]),
+            "track_ids": json.dumps(doc["track_ids"]),
+            "start_pts": event.start_pts,
+            "end_pts": event.end_pts,
+            "start_us": to_epoch_us(event.start_time),
+            "end_us": None if event.end_time is None else to_epoch_us(event.end_time),
+            "active": int(event.active),
+            "score": event.score,
+            "snapshot": event.snapshot,
+            "data": json.dumps(doc["data"], separators=(",", ":")),
+            "phase_rank": _PHASE_RANK[transition.phase],
+        }
+        return row, sorted(set(event.classes))
+
+    def set_snapshot(self, event_id: str, key: str, score: float) -> None:
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO snapshots (event_id, key, score) VALUES (?, ?, ?) "
+                "ON CONFLICT (event_id) DO UPDATE SET key = excluded.key, score = excluded.score",
+                (event_id, key, float(score)),
+            )
+
+    def add_traffic(self, counts: Iterable[TrafficCount]) -> None:
+        rows = []
+        for c in counts:
+            minute = to_epoch_us(c.minute)
+            rows.append((c.camera, c.line, minute - minute % _MINUTE_US, c.class_name, c.direction, c.count))
+        if not rows:
+            return
+        with self._transaction() as db:
+            db.executemany(
+                "INSERT INTO traffic (camera, line, minute_us, class_name, direction, count) "
+                "VALUES (?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (camera, line, minute_us, class_name, direction) "
+                "DO UPDATE SET count = count + excluded.count",
+                rows,
+            )
+
+    # -- reads ----------------------------------------------------------------
+
+    def get(self, event_id: str) -> Event | None:
+        with self._reading() as db:
+            row = db.execute(
+                _SELECT + " FROM events e LEFT JOIN snapshots s ON s.event_id = e.id WHERE e.id = ?",
+                (event_id,),
+            ).fetchone()
+        return None if row is None else _event(row)
+
+    def _query(
+        self,
+        camera: str | None,
+        type: EventType | None,
+        class_name: str | None,
+        since: datetime | None,
+        until: datetime | None,
+        active: bool | None,
+    ) -> tuple[str, list[str], list[Any], str, str]:
+        """FROM clause, WHERE terms, parameters and the two columns of the page key."""
+        where: list[str] = []
+        params: list[Any] = []
+        if class_name is not None:
+            # Walk the class index in page order; the join fetches the event itself.
+            source = "event_classes c JOIN events e ON e.id = c.event_id"
+            key_us, key_id = "c.start_us", "c.event_id"
+            where.append("c.class_name = ?")
+            params.append(class_name)
+        else:
+            source = "events e"
+            key_us, key_id = "e.start_us", "e.id"
+        if camera is not None:
+            where.append("e.camera = ?")
+            params.append(camera)
+        if type is not None:
+            where.append("e.type = ?")
+            params.append(str(EventType(type)))
+        if active is not None:
+            where.append("e.active = ?")
+            params.append(int(active))
+        if since is not None:
+            where.append(f"{key_us} >= ?")
+            params.append(to_epoch_us(since))
+        if until is not None:
+            where.append(f"{key_us} < ?")
+            params.append(to_epoch_us(until))
+        return source, where, params, key_us, key_id
+
+    def list_events(
+        self,
+        *,
+        camera: str | None = None,
+        type: EventType | None = None,
+        class_name: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        active: bool | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> tuple[list[Event], str | None]:
+        if limit < 1:
+            raise ValueError(f"limit must be at least 1, got {limit}")
+        source, where, params, key_us, key_id = self._query(camera, type, class_name, since, until, active)
+        if cursor is not None:
+            after_us, after_id = decode_cursor(cursor)
+            where.append(f"({key_us}, {key_id}) < (?, ?)")
+            params.extend((after_us, after_id))
+        sql = (
+            f"{_SELECT} FROM {source} LEFT JOIN snapshots s ON s.event_id = e.id"
+            f"{' WHERE ' + ' AND '.join(where) if where else ''}"
+            f" ORDER BY {key_us} DESC, {key_id} DESC LIMIT ?"
+        )
+        params.append(limit + 1)  # one extra row tells whether a next page exists
+        with self._reading() as db:
+            rows = db.execute(sql, params).fetchall()
+        events = [_event(r) for r in rows[:limit]]
+        next_cursor = None
+        if len(rows) > limit:
+            last = events[-1]
+            next_cursor = encode_cursor(last.start_time, last.id)
+        return events, next_cursor
+
+    def count_events(
+        self,
+        *,
+        camera: str | None = None,
+        type: EventType | None = None,
+        class_name: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        active: bool | None = None,
+    ) -> int:
+        source, where, params, _, _ = self._query(camera, type, class_name, since, until, active)
+        sql = f"SELECT COUNT(*) FROM {source}{' WHERE ' + ' AND '.join(where) if where else ''}"
+        with self._reading() as db:
+            return int(db.execute(sql, params).fetchone()[0])
+
+    def traffic(
+        self,
+        camera: str | None = None,
+        line: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        bucket: TrafficBucket = "minute",
+        tz: tzinfo = UTC,
+    ) -> list[TrafficRow]:
+        if bucket not in ("minute", "hour", "day"):
+            raise ValueError(f"bucket must be minute, hour or day, got {bucket!r}")
+        where: list[str] = []
+        params: list[Any] = []
+        for column, value in (("camera", camera), ("line", line)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        if since is not None:
+            where.append("minute_us >= ?")
+            params.append(to_epoch_us(since))
+        if until is not None:
+            where.append("minute_us < ?")
+            params.append(to_epoch_us(until))
+        # Hours and days are local to ``tz``; zones 30 or 45 minutes off UTC cut UTC hours in
+        # two, so SQL sums quarter hours and Python regroups them by local bucket.
+        step = _MINUTE_US if bucket == "minute" else _QUARTER_US
+        sql = (
+            f"SELECT minute_us - (minute_us % {step}) AS t, camera, line, class_name, direction, SUM(count) "
+            f"FROM traffic{' WHERE ' + ' AND '.join(where) if where else ''} "
+            "GROUP BY t, camera, line, class_name, direction ORDER BY t"
+        )
+        with self._reading() as db:
+            rows = db.execute(sql, params).fetchall()
+        sums: dict[tuple[datetime, str, str, str, str], int] = {}
+        for t, cam, ln, cls, direction, n in rows:
+            start = _bucket_start(from_epoch_us(t), bucket, tz)
+            key = (start, cam, ln, cls, direction)
+            sums[key] = sums.get(key, 0) + int(n)
+        return [
+            TrafficRow(
+                time=start.astimezone(tz), camera=cam, line=ln, class_name=cls, direction=direction, count=n
+            )
+            for (start, cam, ln, cls, direction), n in sorted(sums.items())
+        ]
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
+def _bucket_start(t: datetime, bucket: TrafficBucket, tz: tzinfo) -> datetime:
+    """Start of the local bucket containing ``t``, as a UTC datetime (a unique key even across DST folds)."""
+    if bucket == "minute":
+        return t
+    local = t.astimezone(tz)
+    if bucket == "hour":
+        start = local.replace(minute=0, second=0, microsecond=0)
+    else:
+        # fold=0: a midnight repeated by a DST change counts from its first occurrence.
+        start = local.replace(hour=0, minute=0, second=0, microsecond=0, fold=0)
+    return start.astimezone(UTC)
+
+
+def _event(row: sqlite3.Row | tuple[Any, ...]) -> Event:
+    (
+        id_,
+        camera,
+        rule,
+        type_,
+        classes,
+        track_ids,
+        start_pts,
+        end_pts,
+        start_us,
+        end_us,
+        active,
+        score,
+        snapshot,
+        data,
+        snap_key,
+        snap_score,
+    ) = row
+    return Event(
+        id=id_,
+        camera=camera,
+        rule=rule,
+        type=EventType(type_),
+        classes=json.loads(classes),
+        track_ids=json.loads(track_ids),
+        start_pts=start_pts,
+        end_pts=end_pts,
+        start_time=from_epoch_us(start_us),
+        end_time=None if end_us is None else from_epoch_us(end_us),
+        active=bool(active),
+        score=score if snap_key is None else snap_score,
+        snapshot=snapshot if snap_key is None else snap_key,
+        data=json.loads(data),
+    )

@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api.metrics import KhuphoMetrics
+from events.bus import EventBus
+from events.objects import LocalObjectStore
+from events.store_sqlite import SqliteEventStore
+from tests.api.support import T0, Parts
+from tests.conftest_s3 import seaweedfs  # noqa: F401 - the session's SeaweedFS server fixture
+
+
+@pytest.fixture
+def parts(tmp_path: Path) -> Iterator[Parts]:
+    store = SqliteEventStore(tmp_path / "events.db")
+    p = Parts(
+        store=store,
+        objects=LocalObjectStore(tmp_path / "media"),
+        bus=EventBus(),
+        metrics=KhuphoMetrics(),
+        cameras=[
+            {
+                "id": "cam1",
+                "name": "Front gate",
+                "state": "online",
+                "last_frame_time": T0,
+                "source_fps": 25.0,
+                "analysed_fps": 5.0,
+                "reconnects": 1,
+                "last_error": None,
+            },
+            {"id": "cam2", "state": "offline", "reconnects": 4, "last_error": "connection refused"},
+        ],
+    )
+    yield p
+    store.close()
+
+
+@pytest.fixture
+def client(parts: Parts) -> Iterator[TestClient]:
+    with TestClient(parts.app()) as c:
+        yield c
