@@ -87,6 +87,7 @@ class Service:
         self._stop = threading.Event()
         self.server: uvicorn.Server | None = None
         self._poller = threading.Thread(target=self._poll, name="metrics-poller", daemon=True)
+        presign = getattr(config.storage.objects, "presign_expiry", None)
         self.app = create_app(
             self.store,
             self.objects,
@@ -94,6 +95,8 @@ class Service:
             self.camera_statuses,
             self.metrics,
             heartbeat_s=config.api.sse_heartbeat_s,
+            traffic_tz=config.events.timezone,
+            **({"presign_expiry": presign} if presign is not None else {}),
         )
 
     def start(self) -> Service:
@@ -180,6 +183,8 @@ class Service:
                 port=self.config.api.port,
                 log_level="warning",
                 lifespan="off",
+                # Live SSE streams never end by themselves: give them 2 s, then close them.
+                timeout_graceful_shutdown=2,
             )
         )
         self.start()
