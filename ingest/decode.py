@@ -12,6 +12,7 @@ import av
 import av.error
 import numpy as np
 from av.container import InputContainer
+from av.video.reformatter import VideoReformatter
 from av.video.stream import VideoStream
 
 from ingest.errors import SourceError
@@ -30,9 +31,21 @@ DEFAULT_MAX_CONSECUTIVE_ERRORS = 50
 FALLBACK_FPS = 25.0
 
 
-def to_bgr(frame: av.VideoFrame) -> np.ndarray:
-    """The one YUV -> BGR conversion, done only for frames picked for analysis."""
-    return frame.to_ndarray(format="bgr24")
+class BgrConverter:
+    """YUV -> BGR uint8 for the frames picked for analysis, with one reusable swscale context.
+
+    ``frame.to_ndarray(format="bgr24")`` does the same conversion but builds a new swscale
+    context for every frame, with a thread pool of one thread per core (threads=0): measured
+    here at 7 ms wall / 2.4 ms CPU per 720p frame against 0.6 / 0.4 ms with a kept context. One
+    thread per camera: with many cameras the parallelism is across cameras.
+    """
+
+    def __init__(self, threads: int = 1) -> None:
+        self.threads = threads
+        self._reformatter = VideoReformatter()
+
+    def __call__(self, frame: av.VideoFrame) -> np.ndarray:
+        return self._reformatter.reformat(frame, format="bgr24", threads=self.threads).to_ndarray()
 
 
 @dataclass(slots=True)
@@ -52,7 +65,7 @@ class DecodeStats:
 class FrameReader:
     """Iterate the frames due for analysis from one opened container.
 
-    Only picked frames are converted out of YUV (``to_ndarray(format="bgr24")``); every other
+    Only picked frames are converted out of YUV (:class:`BgrConverter`); every other
     frame costs only its decode, or nothing at all with ``keyframes_only``: non-key packets
     never reach the decoder (what FFmpeg's ``skip_frame=NONKEY`` would do inside it), and each
     keyframe is drained out at once. Without the drain a decoder with a reorder delay (H.264
@@ -86,7 +99,7 @@ class FrameReader:
         index_start: int = 0,
         pts_offset: Callable[[float], float] | None = None,
         clock: Callable[[], float] = time.monotonic,
-        convert: Callable[[av.VideoFrame], np.ndarray] = to_bgr,
+        convert: Callable[[av.VideoFrame], np.ndarray] | None = None,
         on_decoded: Callable[[], None] | None = None,
         stop: threading.Event | None = None,
     ) -> None:
@@ -107,7 +120,7 @@ class FrameReader:
         self._index_start = index_start
         self._pts_offset = pts_offset
         self._clock = clock
-        self._convert = convert
+        self._convert = convert or BgrConverter()
         self._on_decoded = on_decoded
         self._stop = stop
         self._corrector = TimestampCorrector(stream.time_base, fps or FALLBACK_FPS)
@@ -178,7 +191,7 @@ class FrameReader:
         last_progress = self._clock()
         while self._stop is None or not self._stop.is_set():
             read_started = self._clock()
-            failure: SourceError | None = None
+            failure: tuple[str, str] | None = None
             try:
                 packet = next(packets)
             except StopIteration:
@@ -189,11 +202,13 @@ class FrameReader:
                 )
                 if kind == "timeout":
                     kind, reason = "stalled", f"no data for {self.read_timeout:.1f} s (read timeout)"
-                failure = self._error(f"read failed after {stats.packets} packets: {reason}", kind)
+                failure = (f"read failed after {stats.packets} packets: {reason}", kind)
             if failure is not None:
                 # Raised outside the except block: PyAV's exception (holding the raw URL and its
                 # password) must not ride along as __context__ into tracebacks or error trackers.
-                raise failure
+                # No local holds the new exception either: a frame <-> traceback cycle would keep
+                # this reader, and with it the decoder and its threads, alive until a GC pass.
+                raise self._error(*failure)
             flushing = packet.size == 0 and packet.pts is None
             if not flushing:
                 stats.packets += 1

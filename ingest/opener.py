@@ -126,15 +126,13 @@ def open_input(
             raise SourceError(camera, shown, "file is empty (0 bytes)", "empty")
     open_timeout, _read_timeout = _timeout_parts(timeout)
     started = time.monotonic()
-    failure: SourceError | None = None
     try:
         return av.open(target, mode="r", options=options or {}, timeout=timeout)
     except (av.error.FFmpegError, OSError, MemoryError) as exc:
         kind, reason = describe_error(exc, target, elapsed=time.monotonic() - started, timeout=open_timeout)
-        failure = SourceError(camera, shown, reason, kind)
     # Raised outside the except block so PyAV's exception, whose text holds the raw URL and its
     # password, is neither the cause nor the __context__ of the SourceError.
-    raise failure
+    raise SourceError(camera, shown, reason, kind)
 
 
 def video_stream(container: InputContainer, *, camera: str, source: str) -> VideoStream:

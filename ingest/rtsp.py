@@ -10,6 +10,8 @@ import time
 from collections.abc import Callable, Iterator
 from types import TracebackType
 
+import av.error
+
 from ingest.config import CameraSourceConfig
 from ingest.decode import DecodeStats, FrameReader
 from ingest.errors import SourceError
@@ -18,6 +20,7 @@ from ingest.opener import open_input, stream_options, video_stream
 from ingest.rate import RateSelector
 from ingest.reconnect import Backoff
 from ingest.status import CameraStatus, StatusCallback, StatusTracker
+from ingest.urls import mask_text
 
 log = logging.getLogger(__name__)
 
@@ -158,6 +161,10 @@ class RtspSource:
             attempt += 1
             try:
                 error = self._session()
+            except av.error.FFmpegError as exc:
+                # An FFmpeg error we did not map: its text may hold the raw URL, so no traceback.
+                error = f"unexpected FFmpeg error: {mask_text(str(exc), self.config.url)}"
+                log.error("camera %r: %s: %s", self.camera, self.source, error)
             except Exception as exc:  # a bug must not kill the camera silently
                 log.exception("camera %r: %s: unexpected error in the reader", self.camera, self.source)
                 error = f"internal error: {type(exc).__name__}"

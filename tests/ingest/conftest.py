@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import random
 import re
@@ -160,6 +161,7 @@ APT_HINT = (
 )
 
 
+@functools.cache
 def require_tools() -> None:
     """Fail (not skip: CI must notice) when the RTSP server's system packages are missing."""
     probe = subprocess.run(

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from ingest import Frame, RateSelector, SourceError, VideoSource
-from ingest.decode import DecodeStats, FrameReader, to_bgr
+from ingest.decode import BgrConverter, DecodeStats, FrameReader
 
 from .conftest import FOOTAGE, write_audio_only, write_clip
 
@@ -55,6 +55,7 @@ def test_no_analysis_rate_yields_every_frame_and_iterating_again_reopens(clip_25
 def test_only_picked_frames_are_converted(clip_25fps: Path) -> None:
     """Frames that are not analysed never leave YUV: count real conversions in the decode loop."""
     converted: list[float] = []
+    to_bgr = BgrConverter()
 
     def counting_convert(frame: av.VideoFrame) -> np.ndarray:
         converted.append(float(frame.pts * frame.time_base))
