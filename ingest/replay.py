@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import os
-import queue
 import threading
 import time
 from collections.abc import Iterator
@@ -18,6 +17,7 @@ from collections.abc import Iterator
 from ingest.decode import DecodeStats
 from ingest.errors import SourceError
 from ingest.frame import Frame
+from ingest.frame_queue import FrameQueue
 from ingest.status import CameraStatus, StatusCallback, StatusTracker
 from ingest.video_source import VideoSource
 
@@ -52,8 +52,7 @@ class ReplaySource:
         )  # opens now: a bad file fails here
         self.info = self._source.info
         self.stats = DecodeStats()
-        self._queue: queue.Queue[Frame] = queue.Queue(maxsize=queue_size)
-        self._dropped = 0
+        self._queue = FrameQueue(queue_size)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._tracker = StatusTracker(camera, self.path, grace_s=0.0, on_status=on_status)
@@ -78,7 +77,7 @@ class ReplaySource:
 
     def status(self) -> CameraStatus:
         return self._tracker.snapshot(
-            dropped_frames=self._dropped,
+            dropped_frames=self._queue.dropped,
             frames_analysed=self.stats.picked,
             decode_errors=self.stats.decode_errors,
             width=self.info.width,
@@ -86,16 +85,10 @@ class ReplaySource:
         )
 
     def get(self, timeout: float | None = None) -> Frame | None:
-        try:
-            return self._queue.get(timeout=timeout)
-        except queue.Empty:
-            return None
+        return self._queue.get(timeout)
 
     def frames(self, poll_s: float = 0.5) -> Iterator[Frame]:
-        while not self._stop.is_set() or not self._queue.empty():
-            frame = self.get(poll_s)
-            if frame is not None:
-                yield frame
+        return self._queue.drain(self._stop, poll_s)
 
     # -- worker ---------------------------------------------------------------------------------------
 
@@ -129,7 +122,7 @@ class ReplaySource:
                     self.stats.packets = packets + source.stats.packets
                     self.stats.picked = picked + source.stats.picked
                     self._tracker.sample(self.stats.packets, self.stats.picked)
-                    self._put(frame)
+                    self._queue.put(frame)
                 packets += source.stats.packets
                 picked += source.stats.picked
                 self.stats.decoded += source.stats.decoded
@@ -144,16 +137,3 @@ class ReplaySource:
             self._tracker.connection_lost(str(exc))
         finally:
             self._stop.set()
-
-    def _put(self, frame: Frame) -> None:
-        # Like a live camera: a slow consumer loses the oldest frame, the reader never blocks.
-        while True:
-            try:
-                self._queue.put_nowait(frame)
-                return
-            except queue.Full:
-                try:
-                    self._queue.get_nowait()
-                    self._dropped += 1
-                except queue.Empty:
-                    pass

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import queue
 import random
 import threading
 import time
@@ -16,6 +15,7 @@ from ingest.config import CameraSourceConfig
 from ingest.decode import DecodeStats, FrameReader
 from ingest.errors import SourceError
 from ingest.frame import Frame
+from ingest.frame_queue import FrameQueue
 from ingest.opener import open_input, stream_options, video_stream
 from ingest.rate import RateSelector
 from ingest.reconnect import Backoff
@@ -59,8 +59,7 @@ class RtspSource:
         self.source = config.masked_url
         self.stats = DecodeStats()
         self._on_frame = on_frame
-        self._queue: queue.Queue[Frame] = queue.Queue(maxsize=config.queue_size)
-        self._dropped = 0
+        self._queue = FrameQueue(config.queue_size)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._tracker = StatusTracker(camera, self.source, config.offline_grace_s, on_status)
@@ -111,7 +110,7 @@ class RtspSource:
     def status(self) -> CameraStatus:
         stats = self.stats
         return self._tracker.snapshot(
-            dropped_frames=self._dropped,
+            dropped_frames=self._queue.dropped,
             frames_analysed=stats.picked,
             decode_errors=stats.decode_errors,
             width=stats.width,
@@ -120,17 +119,11 @@ class RtspSource:
 
     def get(self, timeout: float | None = None) -> Frame | None:
         """The oldest queued frame, waiting up to ``timeout`` s; None if none came."""
-        try:
-            return self._queue.get(timeout=timeout)
-        except queue.Empty:
-            return None
+        return self._queue.get(timeout)
 
     def frames(self, poll_s: float = 0.5) -> Iterator[Frame]:
         """Queued frames until the source is stopped."""
-        while not self._stop.is_set() or not self._queue.empty():
-            frame = self.get(poll_s)
-            if frame is not None:
-                yield frame
+        return self._queue.drain(self._stop, poll_s)
 
     def __enter__(self) -> RtspSource:
         return self.start()
@@ -259,13 +252,4 @@ class RtspSource:
             except Exception:
                 log.exception("camera %r: on_frame callback failed", self.camera)
             return
-        while True:
-            try:
-                self._queue.put_nowait(frame)
-                return
-            except queue.Full:
-                try:
-                    self._queue.get_nowait()
-                    self._dropped += 1
-                except queue.Empty:
-                    pass
+        self._queue.put(frame)
