@@ -1,13 +1,18 @@
 """``khupho analyze``: a recorded video through decode, detection and tracking, as fast as it goes.
 
-Decoding runs in its own thread (PyAV releases the GIL while it decodes) and
-feeds a short queue, so decode overlaps inference; analysed frames go to the
-detector in batches.
+With cores to spare, decoding runs in its own thread (PyAV releases the GIL
+while it decodes) and feeds a short queue, so decode overlaps inference. On a
+machine with two cores or fewer it runs in line instead: onnxruntime already
+keeps both cores busy, and a decoder thread preempting one of its workers
+stalls the other at the next barrier, which costs more than the decode itself
+(measured in docs/notes/bench.md). Analysed frames go to the detector in
+batches.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import queue
 import threading
 import time
@@ -22,7 +27,11 @@ import supervision as sv
 from tqdm import tqdm
 
 from detectors import Detector
+from events.config import CameraEventsConfig
+from events.model import EventTransition, Phase
+from events.tracking import empty_tracked
 from ingest import Frame, VideoSource
+from ingest.motion import GateDecision, MotionConfig, MotionGate
 
 _END = object()
 
@@ -37,6 +46,8 @@ class AnalyzeSummary:
     detections_per_class: dict[str, int]
     tracks_per_class: dict[str, int]
     stage_seconds: dict[str, float] = field(default_factory=dict)
+    frames_inferred: int = 0  # analysed frames the detector ran on (fewer than analysed with motion gating)
+    events_per_type: dict[str, int] = field(default_factory=dict)  # started events, with rules
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
@@ -85,6 +96,30 @@ class _DecodeThread(threading.Thread):
                 self.join(0.05)
 
 
+class _InlineDecoder:
+    """The source decoded on demand in the caller's thread, with the same face as ``_DecodeThread``."""
+
+    def __init__(self, source: VideoSource) -> None:
+        self.source = source
+        self.decode_seconds = 0.0
+
+    def start(self) -> None:
+        pass
+
+    def stop(self) -> None:
+        pass
+
+    def frames(self) -> Iterator[Frame]:
+        it = iter(self.source)
+        while True:
+            t0 = time.perf_counter()
+            frame = next(it, None)
+            self.decode_seconds += time.perf_counter() - t0
+            if frame is None:
+                return
+            yield frame
+
+
 class _AnnotatedWriter:
     """Writes analysed frames with boxes, labels and track ids to an H.264 mp4."""
 
@@ -123,74 +158,110 @@ def analyze_video(
     detector: Detector,
     out_dir: Path,
     analysis_fps: float | None = None,
-    batch_size: int = 4,
+    batch_size: int = 2,
     annotate: bool = False,
     track: bool = True,
     progress: bool = True,
+    motion: MotionConfig | None = None,
+    rules: CameraEventsConfig | None = None,
+    timezone: str | None = None,
+    decode_thread: bool | None = None,
 ) -> AnalyzeSummary:
-    """Analyse ``video``; writes detections.jsonl, summary.json and, with ``annotate``, annotated.mp4."""
+    """Analyse ``video``; writes detections.jsonl, summary.json and, with ``annotate``, annotated.mp4.
+
+    ``motion`` gates the detector (a still frame with no track held gets an
+    empty detection set). ``rules`` (with ``track``) runs the camera's tracker
+    and rules as the service does and writes the transitions to events.jsonl.
+    ``decode_thread`` None decodes in a thread of its own on machines with more
+    than two cores, in line otherwise.
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
-    source = VideoSource(video, camera=video.stem, analysis_fps=analysis_fps)
+    few_cores = (os.cpu_count() or 1) <= 2
+    if decode_thread is None:
+        decode_thread = not few_cores
+    # FFmpeg's own threads (one per core by default) compete with inference the same way.
+    source = VideoSource(
+        video, camera=video.stem, analysis_fps=analysis_fps, decode_threads=1 if few_cores else 0
+    )
     info = source.info
     rate = analysis_fps or info.fps or 25.0
     expected = int(info.duration * rate) if info.duration else None
-    tracker = None
-    if track:
-        from events.config import TrackerConfig
-        from events.tracking import ObjectTracker
-
-        tracker = ObjectTracker(TrackerConfig(), analysis_fps=rate)
-    decoder = _DecodeThread(source, depth=2 * batch_size)
+    events = _Events(video.stem, rate, rules, timezone, out_dir) if track else None
+    gate = MotionGate(motion) if motion is not None else None
+    decoder = _DecodeThread(source, depth=2 * batch_size) if decode_thread else _InlineDecoder(source)
     writer: _AnnotatedWriter | None = None
     per_class: Counter[str] = Counter()
-    track_classes: dict[int, str] = {}
-    analysed = 0
+    analysed = inferred = 0
+    gate_seconds = 0.0
     t0 = time.perf_counter()
     stage0 = dict(getattr(detector, "stage_seconds", {}))
-    track_seconds = 0.0
+    # Frames waiting for the next detector call, in stream order, with what the gate decided.
+    pending: list[tuple[Frame, GateDecision]] = []
+    last_found = empty_tracked()  # the latest detections, for frames that reuse them
     decoder.start()
     try:
         with (
             (out_dir / "detections.jsonl").open("w") as jsonl,
             tqdm(total=expected, unit="frame", desc=video.name, disable=not progress) as bar,
         ):
-            batch: list[Frame] = []
+
+            def flush() -> None:
+                nonlocal writer, analysed, inferred, last_found
+                chosen = [f.image for f, d in pending if d is GateDecision.DETECT]
+                found = iter(detector.detect(chosen) if chosen else [])
+                for f, decision in pending:
+                    if decision is GateDecision.DETECT:
+                        det = last_found = next(found)
+                    else:
+                        det = last_found if decision is GateDecision.REUSE else empty_tracked()
+                    if events is not None:
+                        det = events.process(f, det)
+                    per_class.update(det.data["class_name"].tolist())
+                    jsonl.write(_jsonl_line(f, det))
+                    if annotate:
+                        if writer is None:
+                            writer = _AnnotatedWriter(out_dir / "annotated.mp4", rate, f.shape)
+                        writer.write(f.image, det)
+                analysed += len(pending)
+                inferred += len(chosen)
+                bar.update(len(pending))
+                pending.clear()
+
             frames = decoder.frames()
             while True:
                 frame = next(frames, None)
-                if frame is not None:
-                    batch.append(frame)
-                if batch and (frame is None or len(batch) == batch_size):
-                    results = detector.detect([f.image for f in batch])
-                    for f, det in zip(batch, results, strict=True):
-                        if tracker is not None:
-                            t1 = time.perf_counter()
-                            det = tracker.update(det, f.pts)
-                            track_seconds += time.perf_counter() - t1
-                            if det.tracker_id is not None and len(det):
-                                track_classes.update(
-                                    zip(det.tracker_id.tolist(), det.data["class_name"].tolist(), strict=True)
-                                )
-                        per_class.update(det.data["class_name"].tolist())
-                        jsonl.write(_jsonl_line(f, det))
-                        if annotate:
-                            if writer is None:
-                                writer = _AnnotatedWriter(out_dir / "annotated.mp4", rate, f.shape)
-                            writer.write(f.image, det)
-                    analysed += len(batch)
-                    bar.update(len(batch))
-                    batch = []
                 if frame is None:
                     break
+                runs = sum(d is GateDecision.DETECT for _, d in pending)
+                decision = GateDecision.DETECT
+                if gate is not None:
+                    t1 = time.perf_counter()
+                    # Frames already chosen for this batch may start tracks: count them as held, so a
+                    # batch never skips a frame that frame-by-frame gating would have sent.
+                    held = (events.active_tracks if events is not None else 0) + runs
+                    decision = gate.decide(frame.image, frame.pts, held)
+                    gate_seconds += time.perf_counter() - t1
+                pending.append((frame, decision))
+                runs += decision is GateDecision.DETECT
+                if runs == batch_size or runs == 0:
+                    flush()
+            if pending:
+                flush()
     finally:
         decoder.stop()
         if writer is not None:
             writer.close()
+        if events is not None:
+            events.close()
     seconds = time.perf_counter() - t0
     stages = {k: v - stage0.get(k, 0.0) for k, v in getattr(detector, "stage_seconds", {}).items()}
     stages["decode"] = decoder.decode_seconds
-    if tracker is not None:
-        stages["track"] = track_seconds
+    if gate is not None:
+        stages["motion"] = gate_seconds
+    if events is not None:
+        stages["track"] = events.track_seconds
+        if rules is not None:
+            stages["rules"] = events.rules_seconds
     summary = AnalyzeSummary(
         video=str(video),
         frames_decoded=source.stats.decoded,
@@ -198,11 +269,75 @@ def analyze_video(
         seconds=round(seconds, 3),
         analysed_fps=round(analysed / seconds, 2) if seconds > 0 else 0.0,
         detections_per_class=dict(per_class.most_common()),
-        tracks_per_class=dict(Counter(track_classes.values()).most_common()),
+        tracks_per_class=dict(Counter(events.track_classes.values()).most_common()) if events else {},
         stage_seconds={k: round(v, 3) for k, v in stages.items()},
+        frames_inferred=inferred,
+        events_per_type=dict(events.started.most_common()) if events is not None else {},
     )
     (out_dir / "summary.json").write_text(summary.to_json())
     return summary
+
+
+class _Events:
+    """Tracking (and, with rules, the camera's rules) of one analysed video, with stage timings."""
+
+    def __init__(
+        self, camera: str, rate: float, rules: CameraEventsConfig | None, timezone: str | None, out_dir: Path
+    ) -> None:
+        from events.camera_events import CameraEventProcessor
+        from events.config import DEFAULT_TIMEZONE, TrackerConfig
+        from events.tracking import ObjectTracker
+
+        tz = timezone or DEFAULT_TIMEZONE
+        self.processor = CameraEventProcessor(camera, rules, rate, tz) if rules is not None else None
+        self.tracker = self.processor.tracker if self.processor else ObjectTracker(TrackerConfig(), rate)
+        self.track_classes: dict[int, str] = {}
+        self.started: Counter[str] = Counter()
+        self.track_seconds = self.rules_seconds = 0.0
+        self._events_file = (out_dir / "events.jsonl").open("w") if rules is not None else None
+        # The processor calls the tracker itself: time it from the inside, the rest of process() is rules.
+        inner = self.tracker.update
+
+        def timed_update(detections: sv.Detections, pts: float) -> sv.Detections:
+            t0 = time.perf_counter()
+            try:
+                return inner(detections, pts)
+            finally:
+                self.track_seconds += time.perf_counter() - t0
+
+        self.tracker.update = timed_update  # type: ignore[method-assign]
+
+    @property
+    def active_tracks(self) -> int:
+        return self.tracker.active_tracks
+
+    def process(self, frame: Frame, det: sv.Detections) -> sv.Detections:
+        if self.processor is None:
+            det = self.tracker.update(det, frame.pts)
+        else:
+            t0, tracked0 = time.perf_counter(), self.track_seconds
+            result = self.processor.process(frame, det)
+            self.rules_seconds += time.perf_counter() - t0 - (self.track_seconds - tracked0)
+            self._write(result.transitions)
+            det = result.tracked_detections
+        if det.tracker_id is not None and len(det):
+            names = det.data["class_name"].tolist()
+            self.track_classes.update(zip(det.tracker_id.tolist(), names, strict=True))
+        return det
+
+    def close(self) -> None:
+        if self.processor is not None:
+            self._write(self.processor.close().transitions)
+        if self._events_file is not None:
+            self._events_file.close()
+            self._events_file = None
+
+    def _write(self, transitions: list[EventTransition]) -> None:
+        for t in transitions:
+            if t.phase is Phase.START:
+                self.started[t.event.type.value] += 1
+            if self._events_file is not None:
+                self._events_file.write(t.model_dump_json() + "\n")
 
 
 def _jsonl_line(frame: Frame, det: sv.Detections) -> str:

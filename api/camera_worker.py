@@ -1,4 +1,5 @@
-"""One camera's loop: next frame, detection (batched with other cameras), health, tracking and rules.
+"""One camera's loop: next frame, motion gate, detection (batched with other cameras), health,
+tracking and rules.
 
 The loop stays short; each stage is a call that can be tested on its own.
 """
@@ -8,6 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 
 from api.config import CameraConfig
 from api.metrics import KhuphoMetrics
@@ -15,7 +17,10 @@ from api.sink import EventSink
 from detectors.batcher import InferenceBatcher
 from events.camera_events import CameraEventProcessor
 from events.camera_health import CameraHealthEvents
+from events.tracking import empty_tracked
+from ingest.frame import Frame
 from ingest.health import CameraHealthMonitor
+from ingest.motion import GateDecision, MotionGate
 from ingest.replay import ReplaySource
 from ingest.rtsp import RtspSource
 from ingest.status import CameraState, CameraStatus
@@ -45,6 +50,10 @@ class CameraWorker:
         self.health = (
             CameraHealthMonitor(camera, config.health, fps_hint=None) if config.health is not None else None
         )
+        self.gate = MotionGate(config.motion) if config.motion is not None else None
+        self._last_detections = empty_tracked()  # what the detector last found, for reused frames
+        # Called after each analysed frame with whether the detector ran on it (benchmarks, tests).
+        self.on_analysed: Callable[[Frame, bool], None] | None = None
         self.source = self._make_source()
         self._stop = threading.Event()
         self._offline = threading.Event()
@@ -104,6 +113,8 @@ class CameraWorker:
                     # The camera is gone: close what it had open, rather than wait for frames that
                     # may never come. Its tracks would not survive the gap anyway.
                     self._offline.clear()
+                    if self.gate is not None:
+                        self.gate.reset()
                     result = self.processor.close()
                     self.sink.publish(result.transitions, result.snapshots, result.traffic_counts)
                 continue
@@ -113,11 +124,22 @@ class CameraWorker:
                 log.exception("camera %r: analysis of frame %d failed; continuing", self.camera, frame.index)
                 self.metrics.frame_dropped(self.camera, "analysis_error")
 
-    def _analyse(self, frame) -> None:  # type: ignore[no-untyped-def]
-        future = self.batcher.submit(self.camera, frame.image)
+    def _analyse(self, frame: Frame) -> None:
+        # A still frame with nothing tracked skips the detector (the tracker gets an empty set);
+        # with still_tracks: reuse, a still frame with tracks gets the last detections again.
+        decision = (
+            GateDecision.DETECT
+            if self.gate is None
+            else self.gate.decide(frame.image, frame.pts, self.processor.tracker.active_tracks)
+        )
+        run = decision is GateDecision.DETECT
+        future = self.batcher.submit(self.camera, frame.image) if run else None
         # Health is measured while the batch is on the detector.
         changes = self.health.update(frame.image, frame.pts) if self.health is not None else []
-        detections = future.result()
+        if future is not None:
+            detections = self._last_detections = future.result()
+        else:
+            detections = self._last_detections if decision is GateDecision.REUSE else empty_tracked()
         result = self.processor.process(frame, detections)
         transitions = result.transitions
         if changes:
@@ -127,3 +149,5 @@ class CameraWorker:
         self.metrics.frame_analysed(self.camera)
         if transitions:
             self.metrics.observe_event_latency(time.time() - frame.wall_time)
+        if self.on_analysed is not None:
+            self.on_analysed(frame, run)

@@ -33,31 +33,64 @@ def analyze(
     imgsz: Annotated[int, typer.Option(help="inference size")] = 640,
     out: Annotated[Path, typer.Option(help="output folder")] = Path("out"),
     annotate: Annotated[bool, typer.Option(help="also write annotated.mp4")] = False,
-    batch: Annotated[int, typer.Option(min=1, help="frames per inference call")] = 4,
+    batch: Annotated[int, typer.Option(min=1, help="frames per inference call")] = 2,
     conf: Annotated[float, typer.Option(min=0.0, max=1.0)] = 0.25,
     iou: Annotated[float, typer.Option(min=0.0, max=1.0)] = 0.7,
     track: Annotated[bool, typer.Option(help="track objects (ByteTrack)")] = True,
     threads: Annotated[int, typer.Option(help="onnxruntime intra-op threads, 0 = auto")] = 0,
     provider: Annotated[list[str] | None, typer.Option(help="execution provider, repeatable")] = None,
+    spin: Annotated[
+        bool, typer.Option(help="let onnxruntime's threads spin between calls (fastest when alone)")
+    ] = True,
+    motion: Annotated[
+        bool, typer.Option(help="skip the detector on still frames while nothing is tracked")
+    ] = False,
+    rules: Annotated[
+        Path | None,
+        typer.Option(help="YAML of a camera's events section (tracker, rules): also write events.jsonl"),
+    ] = None,
     verbose: bool = False,
 ) -> None:
     """Process a recorded video as fast as possible; write detections.jsonl and summary.json."""
     _setup_logging(verbose)
+    import yaml
+    from pydantic import ValidationError
+
     from api.analyze import analyze_video
     from detectors import DetectorConfig, DetectorError, YoloOnnxDetector
+    from events.config import CameraEventsConfig
     from ingest import SourceError
+    from ingest.motion import MotionConfig
     from models import ModelNotFound, resolve_model
 
+    try:
+        events = CameraEventsConfig.model_validate(yaml.safe_load(rules.read_text())) if rules else None
+    except (OSError, yaml.YAMLError, ValidationError) as exc:
+        typer.echo(f"error: {rules}: {exc}", err=True)
+        raise typer.Exit(2) from exc
     try:
         path = resolve_model(model)
         detector = YoloOnnxDetector(
             path,
             DetectorConfig(
-                imgsz=imgsz, conf=conf, iou=iou, intra_op_threads=threads, providers=provider or None
+                imgsz=imgsz,
+                conf=conf,
+                iou=iou,
+                intra_op_threads=threads,
+                providers=provider or None,
+                allow_spinning=spin,
             ),
         )
         summary = analyze_video(
-            video, detector, out, analysis_fps=fps, batch_size=batch, annotate=annotate, track=track
+            video,
+            detector,
+            out,
+            analysis_fps=fps,
+            batch_size=batch,
+            annotate=annotate,
+            track=track,
+            motion=MotionConfig() if motion else None,
+            rules=events,
         )
     except (ModelNotFound, DetectorError, SourceError, ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)
@@ -200,6 +233,37 @@ def demo(
         ),
         duration,
     )
+
+
+@app.command()
+def bench(
+    quick: Annotated[bool, typer.Option(help="about two minutes (imgsz 320, short); for tests")] = False,
+    model: Annotated[Path | None, typer.Option(help="default: the shared yolov8n-coco.onnx")] = None,
+    imgsz: Annotated[int | None, typer.Option(help="inference size; default 640 (320 with --quick)")] = None,
+    out: Annotated[Path, typer.Option(help="folder for bench.json, .md and .png")] = Path("out/bench"),
+    shared: Annotated[Path | None, typer.Option(help="shared assets; default $KHUPHO_SHARED")] = None,
+    peer: Annotated[bool, typer.Option(help="measure Ultralytics' loop (needs the extra)")] = True,
+    verbose: bool = False,
+) -> None:
+    """Benchmark against the raw-inference limit and Ultralytics on the shared footage; print the table."""
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING)
+    from api.demo import shared_dir
+    from benchmarks.bench import BenchOptions
+    from benchmarks.bench import run as run_bench
+
+    root = shared or shared_dir()
+    result = run_bench(
+        BenchOptions(
+            model=model or root / "models/yolov8n-coco.onnx",
+            shared=root,
+            out=out,
+            quick=quick,
+            imgsz=imgsz,
+            peer=peer,
+        )
+    )
+    typer.echo(result["table"])
+    typer.echo(f"wrote {out / 'bench.json'}, {out / 'bench.md'} and {out / 'bench.png'}")
 
 
 def main() -> None:

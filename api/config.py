@@ -19,6 +19,7 @@ from events.config import CameraEventsConfig, EventsConfig
 from events.storage_config import StorageConfig
 from ingest.config import CameraSourceConfig
 from ingest.health import HealthConfig
+from ingest.motion import MotionConfig
 
 
 class ConfigError(ValueError):
@@ -46,6 +47,8 @@ class CameraConfig(BaseModel):
     source: CameraSourceConfig | None = None  # a live camera (rtsp://...)
     replay: ReplayConfig | None = None  # or a recorded file
     health: HealthConfig | None = Field(default_factory=HealthConfig)  # null disables health checks
+    # Skip the detector on still frames while nothing is tracked; null runs it on every analysed frame.
+    motion: MotionConfig | None = Field(default_factory=MotionConfig)
     events: CameraEventsConfig = Field(default_factory=CameraEventsConfig)
 
     @model_validator(mode="after")

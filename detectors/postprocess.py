@@ -29,15 +29,17 @@ def decode_predictions(pred: np.ndarray, settings: NmsSettings) -> tuple[np.ndar
     Boxes are in network-input pixels, sorted by confidence, best first.
     """
     scores = pred[4:]
-    class_id = scores.argmax(axis=0)
-    conf = np.take_along_axis(scores, class_id[None], axis=0)[0]
-    keep = conf > settings.conf
+    # The best score per anchor first (a row-wise max, cheap), the best class only for the few
+    # anchors above the threshold: an argmax over all anchors costs ~6x the max.
+    conf = scores.max(axis=0)
+    idx = np.flatnonzero(conf > settings.conf)
+    class_id = scores[:, idx].argmax(axis=0)
     if settings.classes is not None:
-        keep &= np.isin(class_id, settings.classes)
-    idx = np.flatnonzero(keep)
+        wanted = np.isin(class_id, settings.classes)
+        idx, class_id = idx[wanted], class_id[wanted]
     if idx.size == 0:
         return np.empty((0, 4), np.float32), np.empty(0, np.float32), np.empty(0, np.int64)
-    conf, class_id = conf[idx], class_id[idx]
+    conf = conf[idx]
     if idx.size > MAX_NMS:
         top = np.argsort(-conf, kind="stable")[:MAX_NMS]
         idx, conf, class_id = idx[top], conf[top], class_id[top]

@@ -21,6 +21,17 @@ from detectors.providers import select_providers
 
 log = logging.getLogger(__name__)
 
+# On CPU a batch is no faster per picture than one picture (docs/notes/bench.md) but holds more
+# activation memory, so batches are split to this size unless the config says otherwise.
+CPU_MAX_BATCH = 2
+
+_OPT_LEVELS = {
+    "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+    "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+    "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+    "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+}
+
 
 class YoloOnnxDetector(Detector):
     """Any Ultralytics-exported detection model with output ``[batch, 4 + classes, anchors]``.
@@ -54,6 +65,9 @@ class YoloOnnxDetector(Detector):
             max_det=self.config.max_det,
         )
         self._buffers = InputBuffers()
+        self._binding = self.session.io_binding() if self.config.io_binding else None
+        cpu_only = self.providers[0] == "CPUExecutionProvider"
+        self.max_batch = self.config.max_batch or (CPU_MAX_BATCH if cpu_only else None)
         self._boxes_cache: dict[tuple[int, int], Letterbox] = {}
         # Cumulative seconds per stage, for benchmarks' breakdowns (a few perf_counter calls per batch).
         self.stage_seconds = {"preprocess": 0.0, "inference": 0.0, "postprocess": 0.0}
@@ -70,16 +84,19 @@ class YoloOnnxDetector(Detector):
 
     def _open_session(self) -> ort.InferenceSession:
         opts = ort.SessionOptions()
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.graph_optimization_level = _OPT_LEVELS[self.config.graph_optimization]
         opts.intra_op_num_threads = self.config.intra_op_threads
         opts.inter_op_num_threads = self.config.inter_op_threads
+        if not self.config.allow_spinning:
+            opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         opts.log_severity_level = 3
         model_path = self.path
         cache = self.config.optimized_model_cache
         if cache is not None:
             # onnxruntime's optimized graph is provider-specific; cache it per provider and size stamp.
             cache.mkdir(parents=True, exist_ok=True)
-            stamp = f"{self.path.stem}-{self.path.stat().st_size}-{self.providers[0]}.opt.onnx"
+            level = self.config.graph_optimization
+            stamp = f"{self.path.stem}-{self.path.stat().st_size}-{self.providers[0]}-{level}.opt.onnx"
             cached = cache / stamp
             if cached.is_file():
                 model_path = cached
@@ -105,6 +122,7 @@ class YoloOnnxDetector(Detector):
                 "expected one output [batch, 4 + classes, anchors] (Ultralytics v8/v11 detection export)"
             )
         self._input_name = inputs[0].name
+        self._output_name = outputs[0].name
         self._input_type = np.float16 if inputs[0].type == "tensor(float16)" else np.float32
         batch = inputs[0].shape[0]
         self.fixed_batch: int | None = batch if isinstance(batch, int) and batch > 0 else None
@@ -182,7 +200,7 @@ class YoloOnnxDetector(Detector):
             groups[lb.input_shape].append(i)
         results: list[sv.Detections | None] = [None] * len(images)
         for members in groups.values():
-            step = self.fixed_batch or len(members)
+            step = self.fixed_batch or min(len(members), self.max_batch or len(members))
             for start in range(0, len(members), step):
                 chunk = members[start : start + step]
                 raw = self.infer([images[i] for i in chunk], [boxes[i] for i in chunk])
@@ -200,7 +218,7 @@ class YoloOnnxDetector(Detector):
         if self._input_type is not np.float32:
             tensor = tensor.astype(self._input_type)
         t1 = time.perf_counter()
-        out = self.session.run(None, {self._input_name: tensor})[0]
+        out = self.run_tensor(tensor)
         self.stage_seconds["preprocess"] += t1 - t0
         self.stage_seconds["inference"] += time.perf_counter() - t1
         if out.ndim != 3 or out.shape[1] != 4 + len(self.names):
@@ -209,6 +227,16 @@ class YoloOnnxDetector(Detector):
                 f"expected [batch, {4 + len(self.names)}, anchors]"
             )
         return out[: len(images)].astype(np.float32, copy=False)
+
+    def run_tensor(self, tensor: np.ndarray) -> np.ndarray:
+        """Raw network output for a ready input tensor (the session alone: benchmarks' limit)."""
+        if self._binding is None:
+            return self.session.run(None, {self._input_name: tensor})[0]
+        # The input is bound in place (no copy); the output stays in onnxruntime's buffer.
+        self._binding.bind_cpu_input(self._input_name, tensor)
+        self._binding.bind_output(self._output_name, "cpu")
+        self.session.run_with_iobinding(self._binding)
+        return self._binding.get_outputs()[0].numpy()
 
     def _to_detections(self, pred: np.ndarray, lb: Letterbox) -> sv.Detections:
         xyxy, conf, cls = decode_predictions(pred, self._nms)

@@ -101,6 +101,15 @@ class ObjectTracker:
             high_conf_det_threshold=c.high_conf_det_threshold,
         )
 
+    @property
+    def active_tracks(self) -> int:
+        """Tracks held now: new (not yet confirmed), confirmed, or lost but not yet given up.
+
+        Motion gating skips the detector only when this is 0, so no held track
+        ever goes without detections.
+        """
+        return len(self._tracker.tracks)
+
     def reset(self) -> None:
         """Forget every track (stream restart, camera back online); new ids continue after the old ones."""
         self._tracker = self._new_tracker()

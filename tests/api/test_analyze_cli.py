@@ -84,3 +84,36 @@ def test_analyze_missing_model_is_a_clear_error(tmp_path: Path, footage_dir: Pat
     )
     assert result.exit_code == 2
     assert "model file not found" in result.output
+
+
+@pytest.mark.slow
+def test_analyze_with_motion_gating_and_rules(footage_dir: Path, models_dir: Path, tmp_path: Path) -> None:
+    """The parking lot is empty at times: the gate spares the detector there, the rules still run."""
+    import yaml
+
+    from benchmarks.scenes import MIXED_SET, trimmed
+
+    cam = next(c for c in MIXED_SET if c.name == "parking")
+    clip = trimmed(footage_dir / cam.clip, 150, tmp_path)  # 12 s
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(yaml.safe_dump({"rules": cam.rules}))
+    summaries = {}
+    for gated in (False, True):
+        out = tmp_path / ("gated" if gated else "plain")
+        args = ["analyze", str(clip), "--model", str(models_dir / "yolov8n-coco.onnx"), "--fps", "5"]
+        args += ["--imgsz", "320", "--out", str(out), "--rules", str(rules)]
+        result = CliRunner().invoke(app, [*args, "--motion" if gated else "--no-motion"])
+        assert result.exit_code == 0, result.output
+        summary = json.loads((out / "summary.json").read_text())
+        lines = (out / "detections.jsonl").read_text().splitlines()
+        assert len(lines) == summary["frames_analysed"]
+        events = [json.loads(x) for x in (out / "events.jsonl").read_text().splitlines()]
+        assert all(e["phase"] in {"start", "update", "end"} for e in events)
+        assert {"track", "rules"} <= set(summary["stage_seconds"])
+        summaries[gated] = summary
+    plain, gated_summary = summaries[False], summaries[True]
+    assert plain["frames_inferred"] == plain["frames_analysed"]
+    assert gated_summary["frames_analysed"] == plain["frames_analysed"]
+    assert gated_summary["frames_inferred"] < plain["frames_analysed"]
+    assert "motion" in gated_summary["stage_seconds"]
+    assert gated_summary["events_per_type"] == plain["events_per_type"]
