@@ -41,6 +41,13 @@ def render_table(r: dict[str, Any]) -> str:
         f"{m['cpus']} CPUs, onnxruntime {m['onnxruntime']}, load average {m['load_before'][0]:.1f} before / "
         f"{m['load_after'][0]:.1f} after, {r['seconds']:.0f} s"
     )
+    # The load average counts the benchmark itself, so the spread between rounds is the tell.
+    spreads = [lim["spread"], off["spread"], peer.get("spread", 0.0)]
+    if max(spreads) > 0.25:
+        head += (
+            f"\n\n**Warning: rounds differ by up to +-{100 * max(spreads):.0f} %: the machine was busy; "
+            "these figures are not for quoting.**"
+        )
     rows = [
         "| # | row | measured | ratio (same run) | target | met |",
         "|---|---|---|---|---|---|",
