@@ -18,12 +18,14 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.scenes import trimmed
+
 
 def khupho_fps(video: Path, model: Path, imgsz: int, frames: int, batch: int) -> float:
     from api.analyze import analyze_video
     from detectors import DetectorConfig, YoloOnnxDetector
 
-    clip = _trimmed(video, frames)
+    clip = trimmed(video, frames)
     detector = YoloOnnxDetector(model, DetectorConfig(imgsz=imgsz))
     with tempfile.TemporaryDirectory() as out:
         summary = analyze_video(clip, detector, Path(out), batch_size=batch, progress=False)
@@ -39,32 +41,6 @@ def ultralytics_fps(video: Path, model: Path, imgsz: int, frames: int) -> float:
     t0 = time.perf_counter()
     n = sum(1 for _ in itertools.islice(stream, frames - 1))
     return n / (time.perf_counter() - t0)
-
-
-_TRIMMED: dict[tuple[Path, int], Path] = {}
-
-
-def _trimmed(video: Path, frames: int) -> Path:
-    """The first ``frames`` frames of ``video`` as a stream copy (same bytes, no re-encode)."""
-    key = (video, frames)
-    if key not in _TRIMMED:
-        import av
-
-        out = Path(tempfile.mkdtemp()) / f"{video.stem}-{frames}{video.suffix}"
-        with av.open(str(video)) as src, av.open(str(out), "w") as dst:
-            s_in = src.streams.video[0]
-            s_out = dst.add_stream_from_template(s_in)
-            n = 0
-            for packet in src.demux(s_in):
-                if packet.dts is None:
-                    continue
-                packet.stream = s_out
-                dst.mux(packet)
-                n += 1
-                if n >= frames:
-                    break
-        _TRIMMED[key] = out
-    return _TRIMMED[key]
 
 
 def main(argv: list[str] | None = None) -> int:
