@@ -29,7 +29,6 @@ log = logging.getLogger(__name__)
 @dataclass
 class _Counters:
     packets: int = 0
-    picked: int = 0
     dropped: int = 0
     reconnects: int = 0
 

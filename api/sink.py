@@ -12,6 +12,7 @@ import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Sequence
 
 from api.metrics import KhuphoMetrics
 from events.bus import EventBus
@@ -40,10 +41,10 @@ class EventSink:
 
     def publish(
         self,
-        transitions: list[EventTransition],
-        snapshots: list[SnapshotCandidate] = (),  # type: ignore[assignment]
-        traffic: list[TrafficCount] = (),
-    ) -> None:  # type: ignore[assignment]
+        transitions: Sequence[EventTransition],
+        snapshots: Sequence[SnapshotCandidate] = (),
+        traffic: Sequence[TrafficCount] = (),
+    ) -> None:
         with self._lock:
             self._pending_transitions.extend(transitions)
             self._pending_traffic.extend(traffic)
