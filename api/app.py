@@ -12,9 +12,9 @@ from fastapi.responses import JSONResponse
 from api.context import AppContext, CameraStatusProvider
 from api.metrics import KhuphoMetrics
 from api.routes import cameras, events, health, prometheus, stream, traffic
-from events.bus import EventBus
-from events.objects import ObjectNotFound, ObjectStore
-from events.store import EventStore, StorageError
+from events.storage.bus import EventBus
+from events.storage.objects import ObjectNotFound, ObjectStore
+from events.storage.store import EventStore, StorageError
 
 log = logging.getLogger(__name__)
 

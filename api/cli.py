@@ -30,12 +30,18 @@ def analyze(
     video: Annotated[Path, typer.Argument(help="recorded video file (or URL)")],
     model: ModelOpt = None,
     fps: Annotated[float | None, typer.Option(help="analysis rate; default: every frame")] = None,
-    imgsz: Annotated[int, typer.Option(help="inference size")] = 640,
+    imgsz: Annotated[int | None, typer.Option(help="inference size; default: the detector config's")] = None,
     out: Annotated[Path, typer.Option(help="output folder")] = Path("out"),
     annotate: Annotated[bool, typer.Option(help="also write annotated.mp4")] = False,
-    batch: Annotated[int, typer.Option(min=1, help="frames per inference call")] = 2,
-    conf: Annotated[float, typer.Option(min=0.0, max=1.0)] = 0.25,
-    iou: Annotated[float, typer.Option(min=0.0, max=1.0)] = 0.7,
+    batch: Annotated[
+        int | None, typer.Option(min=1, help="frames per inference call; default: detector.max_batch")
+    ] = None,
+    conf: Annotated[
+        float | None, typer.Option(min=0.0, max=1.0, help="default: the detector config's")
+    ] = None,
+    iou: Annotated[
+        float | None, typer.Option(min=0.0, max=1.0, help="default: the detector config's")
+    ] = None,
     track: Annotated[bool, typer.Option(help="track objects (ByteTrack)")] = True,
     threads: Annotated[int, typer.Option(help="onnxruntime intra-op threads, 0 = auto")] = 0,
     provider: Annotated[list[str] | None, typer.Option(help="execution provider, repeatable")] = None,
@@ -56,12 +62,12 @@ def analyze(
     import yaml
     from pydantic import ValidationError
 
-    from api.analyze import analyze_video
     from detectors import DetectorConfig, DetectorError, YoloOnnxDetector
     from events.config import CameraEventsConfig
     from ingest import SourceError
     from ingest.motion import MotionConfig
     from models import ModelNotFound, resolve_model
+    from pipeline import analyze_video
 
     try:
         events = CameraEventsConfig.model_validate(yaml.safe_load(rules.read_text())) if rules else None
@@ -70,12 +76,11 @@ def analyze(
         raise typer.Exit(2) from exc
     try:
         path = resolve_model(model)
+        given = {"imgsz": imgsz, "conf": conf, "iou": iou}  # options left out keep the config's defaults
         detector = YoloOnnxDetector(
             path,
             DetectorConfig(
-                imgsz=imgsz,
-                conf=conf,
-                iou=iou,
+                **{k: v for k, v in given.items() if v is not None},
                 intra_op_threads=threads,
                 providers=provider or None,
                 allow_spinning=spin,
@@ -172,7 +177,7 @@ def _serve(service_factory, duration: float | None) -> None:  # type: ignore[no-
 
     from api.config import ConfigError
     from detectors import DetectorError
-    from events.store import StorageError
+    from events.storage.store import StorageError
     from models import ModelNotFound
 
     try:

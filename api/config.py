@@ -12,76 +12,34 @@ from pathlib import Path
 from typing import Any, Self
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, model_validator
 
 from detectors.config import DetectorConfig
-from events.config import CameraEventsConfig, EventsConfig
-from events.storage_config import StorageConfig
-from ingest.config import CameraSourceConfig
-from ingest.health import HealthConfig
-from ingest.motion import MotionConfig
+from events.config import EventsConfig
+from events.storage.config import StorageConfig
+from ingest.config import ConfigModel
+from pipeline.config import CameraConfig
 
 
 class ConfigError(ValueError):
     """The configuration cannot be used; the message has one line per problem."""
 
 
-class ReplayConfig(BaseModel):
-    """A recorded file played as a camera at its real frame rate (demo, tests, capacity benchmarks)."""
+class BatchingConfig(ConfigModel):
+    """How the batcher gathers the cameras' frames into one detector call (its size is
+    ``detector.max_batch``)."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    path: Path
-    analysis_fps: float | None = Field(5.0, gt=0)
-    speed: float = Field(1.0, gt=0, le=100)
-    loop: bool = True
+    max_wait_ms: float = Field(20.0, ge=0, le=1000, description="longest wait for a batch to fill")
 
 
-class CameraConfig(BaseModel):
-    """One camera: where its picture comes from, its health checks, tracker and rules."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    name: str = ""
-    enabled: bool = True
-    source: CameraSourceConfig | None = None  # a live camera (rtsp://...)
-    replay: ReplayConfig | None = None  # or a recorded file
-    health: HealthConfig | None = Field(default_factory=HealthConfig)  # null disables health checks
-    # Skip the detector on still frames while nothing is tracked; null runs it on every analysed frame.
-    motion: MotionConfig | None = Field(default_factory=MotionConfig)
-    events: CameraEventsConfig = Field(default_factory=CameraEventsConfig)
-
-    @model_validator(mode="after")
-    def _one_source(self) -> Self:
-        if (self.source is None) == (self.replay is None):
-            raise ValueError("give exactly one of 'source' (a live camera URL) or 'replay' (a recorded file)")
-        return self
-
-    @property
-    def analysis_fps(self) -> float:
-        fps = self.source.analysis_fps if self.source else self.replay.analysis_fps  # type: ignore[union-attr]
-        return fps or 25.0
-
-
-class BatchingConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    max_batch: int = Field(8, ge=1, le=256)
-    max_wait_ms: float = Field(20.0, ge=0, le=1000)
-
-
-class ApiConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ApiConfig(ConfigModel):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)  # 0 picks a free port
     sse_heartbeat_s: float = Field(15.0, gt=0)
 
 
-class KhuphoConfig(BaseModel):
+class KhuphoConfig(ConfigModel):
     """Everything ``khupho run`` needs."""
-
-    model_config = ConfigDict(extra="forbid")
 
     detector: DetectorConfig = Field(default_factory=DetectorConfig)
     batching: BatchingConfig = Field(default_factory=BatchingConfig)
@@ -135,13 +93,23 @@ def load_config(path: str | os.PathLike[str]) -> KhuphoConfig:
 def _anchor_paths(config: KhuphoConfig, base: Path) -> KhuphoConfig:
     """Make the file's relative paths relative to the file, not to wherever khupho was started."""
     storage = config.storage
-    storage.database.path = base / storage.database.path
-    if hasattr(storage.objects, "root"):
-        storage.objects.root = base / storage.objects.root  # type: ignore[union-attr]
-    for cam in config.cameras.values():
-        if cam.replay is not None:
-            cam.replay.path = base / cam.replay.path
-    model = config.detector.model
+    objects = storage.objects
+    if hasattr(objects, "root"):
+        objects = objects.model_copy(update={"root": base / objects.root})
+    storage = storage.model_copy(
+        update={
+            "database": storage.database.model_copy(update={"path": base / storage.database.path}),
+            "objects": objects,
+        }
+    )
+    cameras = {
+        cam_id: cam
+        if cam.replay is None
+        else cam.model_copy(update={"replay": cam.replay.model_copy(update={"path": base / cam.replay.path})})
+        for cam_id, cam in config.cameras.items()
+    }
+    detector = config.detector
+    model = detector.model
     if model is not None and (base / model).is_file():
-        config.detector.model = base / model
-    return config
+        detector = detector.model_copy(update={"model": base / model})
+    return config.model_copy(update={"storage": storage, "cameras": cameras, "detector": detector})

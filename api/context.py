@@ -10,9 +10,9 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 
 from api.metrics import KhuphoMetrics
-from events.bus import EventBus
-from events.objects import ObjectStore
-from events.store import EventStore
+from events.storage.bus import EventBus
+from events.storage.objects import ObjectStore
+from events.storage.store import EventStore
 
 # Returns one status per configured camera: dicts, pydantic models or objects with the
 # attributes of ``api.schemas.CameraStatus`` (id, name, state, last_frame_time, ...).

@@ -13,7 +13,6 @@ without PromQL.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterable
 
 from prometheus_client import (
@@ -27,9 +26,9 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from events.bus import BusStats, EventBus
 from events.model import EventTransition
-from events.snapshot import SnapshotStats, SnapshotWriter
+from events.storage.bus import BusStats, EventBus
+from events.storage.snapshot import SnapshotStats, SnapshotWriter
 
 # Per-batch inference on CPU ranges from ~5 ms (nano, small batch) to seconds (large model, big batch).
 INFERENCE_BUCKETS = (
@@ -61,7 +60,7 @@ class KhuphoMetrics:
         self.registry = CollectorRegistry(auto_describe=True)
         ns, reg = namespace, self.registry
         self._frames_decoded = Counter(
-            "frames_decoded", "Frames decoded from the camera stream", ["camera"], namespace=ns, registry=reg
+            "frames_decoded", "Frames out of the camera's decoder", ["camera"], namespace=ns, registry=reg
         )
         self._frames_analysed = Counter(
             "frames_analysed", "Frames run through detection", ["camera"], namespace=ns, registry=reg
@@ -75,7 +74,7 @@ class KhuphoMetrics:
         )
         self._decoded_fps = Gauge(
             "camera_decoded_fps",
-            "Decoded frames per second (pipeline estimate)",
+            "Frames per second out of the decoder (fewer than sent when only keyframes are decoded)",
             ["camera"],
             namespace=ns,
             registry=reg,
@@ -88,7 +87,11 @@ class KhuphoMetrics:
             registry=reg,
         )
         self._source_fps = Gauge(
-            "camera_source_fps", "Frame rate announced by the stream", ["camera"], namespace=ns, registry=reg
+            "camera_source_fps",
+            "Frames per second the camera sends (measured from packets)",
+            ["camera"],
+            namespace=ns,
+            registry=reg,
         )
         self._camera_up = Gauge(
             "camera_up", "1 while the camera delivers frames, else 0", ["camera"], namespace=ns, registry=reg
@@ -127,31 +130,24 @@ class KhuphoMetrics:
             registry=reg,
             buckets=LATENCY_BUCKETS,
         )
-        # Label sets with a camera in first place, so forget_camera() can remove them.
-        self._lock = threading.Lock()
-        self._drop_labels: set[tuple[str, str]] = set()
-        self._event_labels: set[tuple[str, str, str]] = set()
         self._watched = _WatchCollector(ns)
         reg.register(self._watched)
 
     # -- pipeline hooks ----------------------------------------------------------
 
-    def frame_decoded(self, camera: str, n: int = 1) -> None:
+    def frame_decoded(self, *, camera: str, n: int = 1) -> None:
         self._frames_decoded.labels(camera).inc(n)
 
-    def frame_analysed(self, camera: str, n: int = 1) -> None:
+    def frame_analysed(self, *, camera: str, n: int = 1) -> None:
         self._frames_analysed.labels(camera).inc(n)
 
-    def frame_dropped(self, camera: str, reason: str, n: int = 1) -> None:
+    def frame_dropped(self, *, camera: str, reason: str, n: int = 1) -> None:
         self._frames_dropped.labels(camera, reason).inc(n)
-        if (camera, reason) not in self._drop_labels:
-            with self._lock:
-                self._drop_labels.add((camera, reason))
 
     def set_camera_fps(
         self,
-        camera: str,
         *,
+        camera: str,
         decoded: float | None = None,
         analysed: float | None = None,
         source: float | None = None,
@@ -164,51 +160,25 @@ class KhuphoMetrics:
             if value is not None:
                 gauge.labels(camera).set(value)
 
-    def set_camera_up(self, camera: str, up: bool) -> None:
+    def set_camera_up(self, *, camera: str, up: bool) -> None:
         self._camera_up.labels(camera).set(1 if up else 0)
 
-    def camera_reconnected(self, camera: str) -> None:
+    def camera_reconnected(self, *, camera: str) -> None:
         self._reconnects.labels(camera).inc()
 
-    def observe_inference(self, seconds: float, batch_size: int) -> None:
+    def observe_inference(self, *, batch_size: int, seconds: float) -> None:
         self._inference.observe(seconds)
         self._batch.observe(batch_size)
 
-    def set_queue_depth(self, name: str, n: int) -> None:
-        self._queue_depth.labels(name).set(n)
+    def set_queue_depth(self, *, queue: str, n: int) -> None:
+        self._queue_depth.labels(queue).set(n)
 
-    def event_transition(self, transition: EventTransition) -> None:
+    def event_transition(self, *, transition: EventTransition) -> None:
         ev = transition.event
-        labels = (ev.camera, str(ev.type), str(transition.phase))
-        self._events.labels(*labels).inc()
-        if labels not in self._event_labels:
-            with self._lock:
-                self._event_labels.add(labels)
+        self._events.labels(ev.camera, str(ev.type), str(transition.phase)).inc()
 
-    def observe_event_latency(self, seconds: float) -> None:
+    def observe_event_latency(self, *, seconds: float) -> None:
         self._event_latency.observe(seconds)
-
-    def forget_camera(self, camera: str) -> None:
-        """Remove a camera's series (after it is removed from the configuration)."""
-        for metric in (
-            self._frames_decoded,
-            self._frames_analysed,
-            self._decoded_fps,
-            self._analysed_fps,
-            self._source_fps,
-            self._camera_up,
-            self._reconnects,
-        ):
-            metric.remove(camera)  # a no-op for a series never created
-        with self._lock:
-            dropped = [k for k in self._drop_labels if k[0] == camera]
-            events = [k for k in self._event_labels if k[0] == camera]
-            self._drop_labels.difference_update(dropped)
-            self._event_labels.difference_update(events)
-        for labels in dropped:
-            self._frames_dropped.remove(*labels)
-        for labels in events:
-            self._events.remove(*labels)
 
     # -- components read at scrape time --------------------------------------------
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -10,6 +9,7 @@ from fastapi import Query
 from fastapi.exceptions import RequestValidationError
 
 from events.model import EventType
+from events.storage.store import EventFilters
 
 
 def invalid(field: str, message: str, value: Any) -> RequestValidationError:
@@ -43,26 +43,6 @@ def time_range(since: datetime | None, until: datetime | None) -> tuple[datetime
     if since is not None and until is not None and until < since:
         raise invalid("until", "until is earlier than since", until.isoformat())
     return since, until
-
-
-@dataclass(frozen=True, slots=True)
-class EventFilters:
-    camera: str | None
-    type: EventType | None
-    class_name: str | None
-    since: datetime | None
-    until: datetime | None
-    active: bool | None
-
-    def kwargs(self) -> dict[str, Any]:
-        return {
-            "camera": self.camera,
-            "type": self.type,
-            "class_name": self.class_name,
-            "since": self.since,
-            "until": self.until,
-            "active": self.active,
-        }
 
 
 def event_filters(

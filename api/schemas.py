@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, model_validator
 
 from events.model import Event
-from events.store import TrafficRow
+from events.storage.store import TrafficRow
 
 
 class CameraStatus(BaseModel):

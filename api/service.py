@@ -4,33 +4,35 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import uvicorn
 
 from api.app import create_app
-from api.camera_worker import CameraWorker
 from api.config import KhuphoConfig
 from api.metrics import KhuphoMetrics
-from api.sink import EventSink
 from detectors import YoloOnnxDetector
 from detectors.batcher import InferenceBatcher
-from events.bus import EventBus
-from events.snapshot import SnapshotWriter
-from events.storage_config import open_event_store, open_object_store
+from events.storage import EventBus, SnapshotWriter, open_event_store, open_object_store
+from ingest.status import RateMeter
 from models import resolve_model
+from pipeline import CameraWorker, EventSink
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class _Counters:
-    packets: int = 0
+    """A camera's cumulative counters as last copied into the metrics."""
+
+    decoded: int = 0
     dropped: int = 0
     reconnects: int = 0
+    decoded_rate: RateMeter = field(default_factory=RateMeter)
 
 
 class Service:
@@ -64,12 +66,9 @@ class Service:
             self.metrics.watch_snapshots(self.snapshots)
         self.detector = YoloOnnxDetector(resolve_model(model_flag, config.detector.model), config.detector)
         self.batcher = InferenceBatcher(
-            self.detector,
-            max_batch=config.batching.max_batch,
-            max_wait_ms=config.batching.max_wait_ms,
-            on_batch=self.metrics.observe_inference,
+            self.detector, max_wait_ms=config.batching.max_wait_ms, on_batch=self.metrics.observe_inference
         )
-        self.sink = EventSink(self.store, self.bus, self.snapshots, self.metrics)
+        self.sink = EventSink(self.store, self.bus, self.snapshots, observer=self.metrics)
         self.workers: dict[str, CameraWorker] = {}
         self.errors: dict[str, str] = {}
         for cam_id, cam in config.cameras.items():
@@ -77,7 +76,12 @@ class Service:
                 continue
             try:
                 self.workers[cam_id] = CameraWorker(
-                    cam_id, cam, self.batcher, self.sink, self.metrics, config.events.timezone
+                    cam_id,
+                    cam,
+                    batcher=self.batcher,
+                    sink=self.sink,
+                    observer=self.metrics,
+                    timezone=config.events.timezone,
                 )
             except Exception as exc:  # a broken camera is reported, the others run
                 log.error("camera %r cannot start: %s", cam_id, exc)
@@ -156,20 +160,26 @@ class Service:
 
     def _poll(self) -> None:
         """Copy each camera's counters into the metrics once a second."""
+        metrics = self.metrics
         while not self._stop.wait(1.0):
+            now = time.monotonic()
             for cam_id, worker in self.workers.items():
                 st, stats, c = worker.status(), worker.source.stats, self._counters[cam_id]
-                self.metrics.set_camera_fps(
-                    cam_id, decoded=st.source_fps, analysed=st.analysed_fps, source=st.source_fps
+                c.decoded_rate.sample(now, stats.decoded)
+                metrics.set_camera_fps(
+                    camera=cam_id,
+                    decoded=c.decoded_rate.rate(),
+                    analysed=st.analysed_fps,
+                    source=st.source_fps,
                 )
-                self.metrics.frame_decoded(cam_id, stats.packets - c.packets)
+                metrics.frame_decoded(camera=cam_id, n=stats.decoded - c.decoded)
                 if st.dropped_frames > c.dropped:
-                    self.metrics.frame_dropped(cam_id, "queue_full", st.dropped_frames - c.dropped)
+                    metrics.frame_dropped(camera=cam_id, reason="queue_full", n=st.dropped_frames - c.dropped)
                 for _ in range(st.reconnects - c.reconnects):
-                    self.metrics.camera_reconnected(cam_id)
-                c.packets, c.dropped, c.reconnects = stats.packets, st.dropped_frames, st.reconnects
-            self.metrics.set_queue_depth("inference", self.batcher.queue_depth())
-            self.metrics.set_queue_depth("store_backlog", self.sink.backlog)
+                    metrics.camera_reconnected(camera=cam_id)
+                c.decoded, c.dropped, c.reconnects = stats.decoded, st.dropped_frames, st.reconnects
+            metrics.set_queue_depth(queue="inference", n=self.batcher.queue_depth())
+            metrics.set_queue_depth(queue="store_backlog", n=self.sink.backlog)
             if self.sink.backlog:
                 self.sink.flush()
 

@@ -22,8 +22,8 @@ from benchmarks.scenes import trimmed
 
 
 def khupho_fps(video: Path, model: Path, imgsz: int, frames: int, batch: int) -> float:
-    from api.analyze import analyze_video
     from detectors import DetectorConfig, YoloOnnxDetector
+    from pipeline.analyze import analyze_video
 
     clip = trimmed(video, frames)
     detector = YoloOnnxDetector(model, DetectorConfig(imgsz=imgsz))

@@ -344,9 +344,9 @@ def _json_default(value: Any) -> Any:
 
 def _offline(clip: Path, detector: Any, prof: Profile) -> dict[str, Any]:
     """``khupho analyze`` on the slice: every frame, batch ``offline_batch``, the traffic camera's rules."""
-    from api.analyze import analyze_video
     from events.config import CameraEventsConfig
     from ingest import VideoSource
+    from pipeline.analyze import analyze_video
 
     first = next(iter(VideoSource(clip)))
     detector.detect([first.image] * prof.offline_batch)  # warm-up: arenas sized, kernels chosen

@@ -5,7 +5,7 @@
 
 One decode pass (``ingest.VideoSource``) feeds every analysed frame to both sides:
 
-- khupho: ``YoloOnnxDetector`` -> ``CameraEventProcessor`` with one line rule per
+- khupho: ``YoloOnnxDetector`` -> ``FrameStep`` (tracker and rules) with one line rule per
   anchor (``--anchors``, by default bottom_center and center, so one run shows
   the anchor's effect on the same tracks); counts are summed from the traffic
   count rows and checked against the rule's ``line_crossing`` events;
@@ -44,11 +44,12 @@ from pathlib import Path
 from typing import Any
 
 from detectors import DetectorConfig, YoloOnnxDetector
-from events.camera_events import CameraEventProcessor
-from events.config import CameraEventsConfig, LineCrossingConfig
+from events.config import DEFAULT_TIMEZONE, CameraEventsConfig, LineCrossingConfig
 from events.geometry import Anchor
 from events.model import EventType, Phase
 from ingest import Frame, VideoSource
+from ingest.motion import GateDecision
+from pipeline.frame_step import FrameStep
 
 Point = tuple[float, float]
 
@@ -137,7 +138,13 @@ class KhuphoCounter:
         analysis_fps: float,
     ) -> None:
         self.detector = detector
-        self.processor = CameraEventProcessor(CAMERA, CameraEventsConfig(rules=list(rules)), analysis_fps)
+        # Every frame detected (no motion gate), as Ultralytics' counter does.
+        self.step = FrameStep(
+            CAMERA,
+            analysis_fps=analysis_fps,
+            timezone=DEFAULT_TIMEZONE,
+            events=CameraEventsConfig(rules=list(rules)),
+        )
         self.sides = {r.name: SideCounts(f"khupho {r.anchor.value}") for r in rules}
         # Counted independently of the traffic rows, so the two can be checked against each other.
         self.events: Counter[str] = Counter()
@@ -146,7 +153,7 @@ class KhuphoCounter:
     def process(self, frame: Frame) -> None:
         t0 = time.perf_counter()
         detections = self.detector.detect([frame.image])[0]
-        result = self.processor.process(frame, detections)
+        result = self.step.finish(frame, GateDecision.DETECT, detections)
         self.seconds += time.perf_counter() - t0
         self._take(result.traffic_counts)
         for transition in result.transitions:
@@ -165,7 +172,7 @@ class KhuphoCounter:
 
     def close(self) -> dict[str, SideCounts]:
         """Flush the last traffic minute; the counts per rule name."""
-        self._take(self.processor.close().traffic_counts)
+        self._take(self.step.close().traffic_counts)
         for side in self.sides.values():
             side.seconds = self.seconds
         return self.sides

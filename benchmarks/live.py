@@ -33,6 +33,8 @@ from api.config import parse_config
 from api.service import Service
 from benchmarks.scenes import BenchCamera
 from ingest import Frame
+from ingest.motion import GateDecision
+from pipeline import StepResult
 
 LATENCY_LIMIT_S = 1.0
 LAG_LIMIT_S = 1.0
@@ -47,7 +49,6 @@ class Trial:
     expected: float = 0.0  # analysed frames the cameras' rate promises over the window
     dropped: int = 0
     errors: int = 0
-    p50_latency_s: float = 0.0
     p95_latency_s: float = 0.0
     max_lag_s: float = 0.0
     cpu_percent: float = 0.0  # of the whole machine
@@ -78,11 +79,9 @@ def _service_config(
     detector: dict[str, Any],
     motion: dict[str, Any] | None,
     fps: float,
-    max_batch: int,
 ) -> dict[str, Any]:
     return {
         "detector": detector,
-        "batching": {"max_batch": max_batch, "max_wait_ms": 20},
         "storage": {
             "database": {"path": str(data / "events.db")},
             "objects": {"type": "local", "root": str(data / "media")},
@@ -109,7 +108,6 @@ def run_trial(
     fps: float = 5.0,
     settle_s: float = 4.0,
     window_s: float = 20.0,
-    max_batch: int = 8,
 ) -> Trial:
     """Run ``n`` cameras (cycling through ``mixed``) and measure a ``window_s`` window after ``settle_s``."""
     cameras = [mixed[i % len(mixed)] for i in range(n)]
@@ -119,7 +117,7 @@ def run_trial(
     measuring = threading.Event()
     counts = {"analysed": 0, "inferred": 0}
 
-    def on_analysed(frame: Frame, inferred: bool) -> None:
+    def on_analysed(frame: Frame, result: StepResult) -> None:
         now = time.time()
         offset = frame.wall_time - frame.pts
         base, worst = lags.get(frame.camera, (offset, 0.0))
@@ -128,15 +126,14 @@ def run_trial(
         if measuring.is_set():
             latencies.append(now - frame.wall_time)
             counts["analysed"] += 1
-            counts["inferred"] += inferred
+            counts["inferred"] += result.decision is GateDecision.DETECT
 
-    quiet = logging.getLogger("api")
-    level = quiet.level
-    quiet.setLevel(logging.WARNING)
+    quiet = [logging.getLogger(name) for name in ("api", "pipeline")]
+    levels = [q.level for q in quiet]
+    for q in quiet:
+        q.setLevel(logging.WARNING)
     with tempfile.TemporaryDirectory(prefix="khupho-bench-live-") as tmp:
-        config = parse_config(
-            _service_config(cameras, footage, Path(tmp), detector, motion, fps, max_batch), "bench"
-        )
+        config = parse_config(_service_config(cameras, footage, Path(tmp), detector, motion, fps), "bench")
         service = Service(config)
         try:
             for worker in service.workers.values():
@@ -155,12 +152,12 @@ def run_trial(
             trial.errors = _errors(service) - errors0
         finally:
             service.stop()
-            quiet.setLevel(level)
+            for q, level in zip(quiet, levels, strict=True):
+                q.setLevel(level)
     trial.analysed, trial.inferred = counts["analysed"], counts["inferred"]
     trial.expected = n * fps * window_s
     trial.cpu_percent = 100.0 * (cpu1 - cpu0) / (wall1 - wall0) / (os.cpu_count() or 1)
     if latencies:
-        trial.p50_latency_s = float(np.percentile(latencies, 50))
         trial.p95_latency_s = float(np.percentile(latencies, 95))
     trial.max_lag_s = max((worst for _, worst in lags.values()), default=0.0)
     if trial.dropped or trial.errors:

@@ -4,9 +4,9 @@ Each clip of the mixed set is decoded once per detector setting at the
 analysis rate; the detector runs on every analysed frame and the motion of
 every frame is measured on the same pass. The events stage is then replayed
 from those results: ungated (every frame's detections: the reference) and
-gated (the gate's decision at each frame depends on the tracker's state
-there, exactly as in the camera worker: a skipped frame gets an empty
-detection set, a reused one the last detections). Replaying from stored
+gated (the camera's own FrameStep, fed the stored motion verdicts: the
+gate's decision at each frame depends on the tracker's state there, exactly
+as in the camera worker). Replaying from stored
 detections is exact: the detector's output for a frame does not depend on
 which other frames it ran on.
 
@@ -26,12 +26,11 @@ import supervision as sv
 
 from benchmarks.scenes import BenchCamera
 from detectors import Detector
-from events.camera_events import CameraEventProcessor
 from events.config import CameraEventsConfig
 from events.model import EventType, Phase
-from events.tracking import empty_tracked
 from ingest import Frame, VideoSource
 from ingest.motion import GateDecision, MotionConfig, MotionGate
+from pipeline.frame_step import FrameStep, StepResult
 
 EPOCH = 1_767_225_600.0  # 2026-01-01 00:00 UTC: a fixed wall clock for replays
 MATCH_SLACK_S = 1.0  # an event matches a reference event of the same rule whose span it overlaps +- this
@@ -100,31 +99,24 @@ def detect_clip(
 
 
 def replay(clip: ClipDetections, gate: MotionConfig | None, tz: str = "UTC") -> Outcome:
-    """The events stage over the stored detections, gated as the camera worker gates (the motion
+    """The camera's frame step over the stored detections, gated as a live camera is (the motion
     verdicts measured in :func:`detect_clip`, the skip rule of ``gate``)."""
     cam = clip.camera
-    processor = CameraEventProcessor(cam.name, CameraEventsConfig(rules=cam.rules), clip.fps, tz)
-    chooser = MotionGate(gate) if gate is not None else None
-    moved = clip.motion
+    step = FrameStep(
+        cam.name, analysis_fps=clip.fps, timezone=tz, events=CameraEventsConfig(rules=cam.rules), motion=gate
+    )
     out = Outcome()
-    empty = last = empty_tracked()
-    for i, (pts, det) in enumerate(zip(clip.pts, clip.detections, strict=True)):
-        decision = (
-            GateDecision.DETECT
-            if chooser is None
-            else chooser.choose(moved[i], pts, processor.tracker.active_tracks)
-        )
-        if decision is GateDecision.DETECT:
-            last = det
+    for i, (pts, moved, det) in enumerate(zip(clip.pts, clip.motion, clip.detections, strict=True)):
         frame = Frame(cam.name, i, pts, EPOCH + pts, _PICTURE)
-        _collect(processor.process(frame, last if decision is not GateDecision.SKIP else empty), out)
+        decision = step.gate(frame, moved=moved)
+        _collect(step.finish(frame, decision, det), out)
         out.frames += 1
         out.inferred += decision is GateDecision.DETECT
-    _collect(processor.close(), out)
+    _collect(step.close(), out)
     return out
 
 
-def _collect(result, out: Outcome) -> None:  # type: ignore[no-untyped-def]
+def _collect(result: StepResult, out: Outcome) -> None:
     for row in result.traffic_counts:
         out.counts[(row.line, row.class_name, row.direction)] += row.count
     for t in result.transitions:

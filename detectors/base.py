@@ -22,6 +22,7 @@ class Detector(ABC):
     """
 
     names: dict[int, str]
+    max_batch: int  # most pictures one ``detect`` call runs at once; the batcher gathers this many
 
     @abstractmethod
     def detect(self, images: Sequence[np.ndarray]) -> list[sv.Detections]: ...

@@ -1,10 +1,11 @@
 """Batching across streams: many cameras' frames, one inference call.
 
 Each camera submits a picture and gets a ``Future``; a single worker thread
-gathers up to ``max_batch`` pictures, waiting at most ``max_wait_ms`` after the
-first one, runs the detector once (which groups pictures by letterboxed input
-shape) and resolves the futures in submission order, so every source sees its
-results in the order it sent its frames.
+gathers up to ``max_batch`` pictures (the detector's own limit per call),
+waiting at most ``max_wait_ms`` after the first one, runs the detector once
+(which groups pictures by letterboxed input shape) and resolves the futures
+in submission order, so every source sees its results in the order it sent
+its frames.
 """
 
 from __future__ import annotations
@@ -13,9 +14,9 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 import supervision as sv
@@ -24,7 +25,12 @@ from detectors.base import Detector
 
 log = logging.getLogger(__name__)
 
-BatchHook = Callable[[int, float], None]  # (batch size, inference seconds)
+
+class BatchHook(Protocol):
+    """Told of every detector call: how many pictures it ran and how long it took (keyword-only,
+    so the two numbers cannot be swapped on the way to the metrics)."""
+
+    def __call__(self, *, batch_size: int, seconds: float) -> None: ...
 
 
 @dataclass(slots=True)
@@ -45,11 +51,15 @@ class InferenceBatcher:
     def __init__(
         self,
         detector: Detector,
-        max_batch: int = 8,
-        max_wait_ms: float = 10.0,
+        *,
+        max_wait_ms: float,
+        max_batch: int | None = None,
         max_queue: int = 256,
         on_batch: BatchHook | None = None,
     ) -> None:
+        """``max_batch`` None gathers the detector's own ``max_batch``; ``max_wait_ms`` comes from
+        the config (``batching.max_wait_ms``)."""
+        max_batch = detector.max_batch if max_batch is None else max_batch
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
         if max_wait_ms < 0:
@@ -143,6 +153,6 @@ class InferenceBatcher:
             return
         elapsed = time.perf_counter() - t0
         if self._on_batch is not None:
-            self._on_batch(len(batch), elapsed)
+            self._on_batch(batch_size=len(batch), seconds=elapsed)
         for r, det in zip(batch, results, strict=True):
             r.future.set_result(det)

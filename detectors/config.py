@@ -5,17 +5,20 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
+
+from ingest.config import ConfigModel
+
+CPU_MAX_BATCH = 2  # see ``DetectorConfig.max_batch``
+ACCELERATOR_MAX_BATCH = 8
 
 
-class DetectorConfig(BaseModel):
+class DetectorConfig(ConfigModel):
     """Settings of the YOLO ONNX detector.
 
     ``model`` is a path or a known model name (see ``models.resolve_model``);
     ``None`` means the default model from the resolution order.
     """
-
-    model_config = ConfigDict(extra="forbid")
 
     type: str = "yolo_onnx"
     model: str | Path | None = None
@@ -40,9 +43,9 @@ class DetectorConfig(BaseModel):
     max_batch: int | None = Field(
         None,
         ge=1,
-        description="most pictures per inference call; None: 2 on the CPU provider (larger batches "
-        "are no faster there, and each extra picture holds ~19 MB of activations at 640), no limit "
-        "otherwise",
+        description="most pictures per inference call, and so the most the batcher gathers; None: 2 "
+        "on the CPU provider (larger batches are no faster there, and each extra picture holds ~19 MB "
+        "of activations at 640), 8 otherwise",
     )
     io_binding: bool = Field(
         False, description="run through an IO binding with the output left where the session put it"

@@ -14,7 +14,7 @@ import onnxruntime as ort
 import supervision as sv
 
 from detectors.base import Detector, DetectorError
-from detectors.config import DetectorConfig
+from detectors.config import ACCELERATOR_MAX_BATCH, CPU_MAX_BATCH, DetectorConfig
 from detectors.letterbox import InputBuffers, Letterbox
 from detectors.postprocess import NmsSettings, decode_predictions
 from detectors.providers import select_providers
@@ -23,7 +23,6 @@ log = logging.getLogger(__name__)
 
 # On CPU a batch is no faster per picture than one picture (docs/notes/bench.md) but holds more
 # activation memory, so batches are split to this size unless the config says otherwise.
-CPU_MAX_BATCH = 2
 
 _OPT_LEVELS = {
     "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
@@ -67,7 +66,7 @@ class YoloOnnxDetector(Detector):
         self._buffers = InputBuffers()
         self._binding = self.session.io_binding() if self.config.io_binding else None
         cpu_only = self.providers[0] == "CPUExecutionProvider"
-        self.max_batch = self.config.max_batch or (CPU_MAX_BATCH if cpu_only else None)
+        self.max_batch: int = self.config.max_batch or (CPU_MAX_BATCH if cpu_only else ACCELERATOR_MAX_BATCH)
         self._boxes_cache: dict[tuple[int, int], Letterbox] = {}
         # Cumulative seconds per stage, for benchmarks' breakdowns (a few perf_counter calls per batch).
         self.stage_seconds = {"preprocess": 0.0, "inference": 0.0, "postprocess": 0.0}
@@ -200,7 +199,7 @@ class YoloOnnxDetector(Detector):
             groups[lb.input_shape].append(i)
         results: list[sv.Detections | None] = [None] * len(images)
         for members in groups.values():
-            step = self.fixed_batch or min(len(members), self.max_batch or len(members))
+            step = self.fixed_batch or min(len(members), self.max_batch)
             for start in range(0, len(members), step):
                 chunk = members[start : start + step]
                 raw = self.infer([images[i] for i in chunk], [boxes[i] for i in chunk])

@@ -65,7 +65,7 @@ class CameraEventProcessor:
         self.rules: list[Rule] = [build_rule(rule, camera, self.tz) for rule in rules_config.rules]
         self.traffic = TrafficAggregator(self.tz)
         self._last_pts: float | None = None
-        self._last_wall: float | None = None
+        self._restart = RuleOutput()  # ends of a stream restart seen by track(), emitted by apply_rules()
 
     @property
     def open_event_ids(self) -> list[str]:
@@ -73,9 +73,15 @@ class CameraEventProcessor:
 
     def process(self, frame: Frame, detections: sv.Detections) -> ProcessResult:
         """Track one analysed frame's detections and run every rule on the confirmed tracks."""
+        return self.apply_rules(frame, self.track(frame, detections))
+
+    def track(self, frame: Frame, detections: sv.Detections) -> sv.Detections:
+        """The tracker's half of :meth:`process`: the frame's confirmed tracks.
+
+        Call :meth:`apply_rules` with them next, before the next frame's ``track``.
+        """
         if frame.camera != self.camera:
             raise ValueError(f"frame of camera {frame.camera!r} given to the processor of {self.camera!r}")
-        out = RuleOutput()
         if self._last_pts is not None and frame.pts < self._last_pts - PTS_BACKWARD_TOLERANCE_S:
             log.warning(
                 "camera %s: stream time went back from %.3f to %.3f, ending open events",
@@ -83,10 +89,13 @@ class CameraEventProcessor:
                 self._last_pts,
                 frame.pts,
             )
-            self._close_rules(out, "stream_restart", None)
-        self._last_pts, self._last_wall = frame.pts, frame.wall_time
+            self._close_rules(self._restart, "stream_restart", None)
+        self._last_pts = frame.pts
+        return self.tracker.update(detections, frame.pts)
 
-        tracked = self.tracker.update(detections, frame.pts)
+    def apply_rules(self, frame: Frame, tracked: sv.Detections) -> ProcessResult:
+        """The rules' half of :meth:`process`, on the tracks :meth:`track` returned for ``frame``."""
+        out, self._restart = self._restart, RuleOutput()
         ctx = FrameContext(self.camera, frame, tracked, self.tz)
         for rule in self.rules:
             rule.update(ctx, out)

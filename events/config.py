@@ -28,9 +28,10 @@ from datetime import time
 from typing import Annotated, Literal, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from events.geometry import Anchor, as_polygon, polygon_area, polygon_is_simple
+from ingest.config import ConfigModel
 
 DEFAULT_TIMEZONE = "Asia/Ho_Chi_Minh"
 
@@ -48,10 +49,8 @@ def _check_timezone(name: str | None) -> str | None:
     return name
 
 
-class TimeWindow(BaseModel):
+class TimeWindow(ConfigModel):
     """A daily wall-clock window ``[start, end)``; it spans midnight when ``end <= start`` would be."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     start_minute: int = Field(ge=0, lt=24 * 60)
     end_minute: int = Field(ge=0, le=24 * 60)
@@ -94,10 +93,8 @@ class TimeWindow(BaseModel):
         return f"{fmt(self.start_minute)}-{fmt(self.end_minute)}"
 
 
-class TrackerConfig(BaseModel):
+class TrackerConfig(ConfigModel):
     """ByteTrack settings (``trackers.ByteTrackTracker``), with the lost buffer in seconds."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     # How long a track survives without a matching detection (occlusion, a missed
     # detection) before its id is given up.
@@ -112,9 +109,7 @@ class TrackerConfig(BaseModel):
     minimum_consecutive_frames: int = Field(default=2, ge=1, le=30)
 
 
-class _RuleBase(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class _RuleBase(ConfigModel):
     name: RuleName
     # Class names the rule reacts to; empty means every class.
     classes: list[str] = Field(default_factory=list)
@@ -222,10 +217,8 @@ RuleConfig = Annotated[
 ]
 
 
-class CameraEventsConfig(BaseModel):
+class CameraEventsConfig(ConfigModel):
     """One camera's tracker and rules."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     tracker: TrackerConfig = Field(default_factory=TrackerConfig)
     rules: list[RuleConfig] = Field(default_factory=list)
@@ -241,10 +234,8 @@ class CameraEventsConfig(BaseModel):
         return rules
 
 
-class EventsConfig(BaseModel):
+class EventsConfig(ConfigModel):
     """Settings of the events stage shared by all cameras."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     # Wall-clock time zone of event times, traffic minutes and active hours.
     timezone: str = DEFAULT_TIMEZONE

@@ -1,11 +1,11 @@
 """Per-minute traffic counts from line crossings.
 
 ``TrafficAggregator`` sums crossings per (camera, line, class, direction,
-wall-clock minute) and hands back ``TrafficCount`` rows once their minute has
-closed. A row is an increment, not a total: the same key can come out twice
-(a crossing stamped with an already flushed minute after a clock step back, or
-a ``flush_all`` at camera close followed by more crossings in that minute), so
-storage must add rows with the same key (``count = count + excluded.count``).
+wall-clock minute); the events stage takes its rows with ``flush_all`` after
+every frame, so the current minute is visible at once. A row is an increment,
+not a total: the same key comes out again with the next crossing in that
+minute, so storage must add rows with the same key
+(``count = count + excluded.count``).
 """
 
 from __future__ import annotations
@@ -57,17 +57,8 @@ class TrafficAggregator:
         for crossing in crossings:
             self.add(crossing)
 
-    def pending(self) -> int:
-        """Number of rows not yet flushed."""
-        return len(self._counts)
-
-    def flush(self, now: float) -> list[TrafficCount]:
-        """Rows of the minutes that ended at or before ``now`` (epoch seconds), oldest first."""
-        current = minute_floor(now)
-        return self._take([key for key in self._counts if key[4] < current])
-
     def flush_all(self) -> list[TrafficCount]:
-        """Every row, the current minute's partial counts included (at shutdown or camera close)."""
+        """Every row, the current minute's partial counts included, oldest first."""
         return self._take(list(self._counts))
 
     def _take(self, keys: list[_Key]) -> list[TrafficCount]:

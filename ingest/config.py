@@ -9,13 +9,20 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from ingest.decode import DEFAULT_MAX_PIXELS
 from ingest.urls import mask_url
 
+
+class ConfigModel(BaseModel):
+    """The base of every model of the configuration tree, in every stage (ingest is the first
+    stage, so every later one may import it): unknown fields are errors, values are frozen
+    once validated."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
 SUPPORTED_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtmps", "srt", "udp", "rtp", "tcp", "http", "https", "file")
 
 
-class BackoffConfig(BaseModel):
+class BackoffConfig(ConfigModel):
     """Delay between reconnect attempts: ``initial_s * multiplier**n``, capped at ``max_s``, ±jitter."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     initial_s: float = Field(1.0, gt=0)
     max_s: float = Field(30.0, gt=0)
@@ -31,14 +38,14 @@ class BackoffConfig(BaseModel):
         return self
 
 
-class CameraSourceConfig(BaseModel):
+class CameraSourceConfig(ConfigModel):
     """How to read one live camera. The camera's name is its key in the cameras mapping.
 
     ``url`` may carry credentials; it is excluded from ``repr`` and validation errors never echo
     it (``hide_input_in_errors``). Use ``masked_url`` to show it.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
+    model_config = ConfigDict(hide_input_in_errors=True)
 
     url: str = Field(min_length=1, repr=False)
     transport: Literal["tcp", "udp"] = "tcp"
@@ -78,3 +85,13 @@ class CameraSourceConfig(BaseModel):
     @property
     def masked_url(self) -> str:
         return mask_url(self.url)
+
+    def stream_options(self) -> dict[str, str]:
+        """FFmpeg options for a fast, robust start of the stream."""
+        return {
+            "rtsp_transport": self.transport,
+            # Probing only fills in what the SDP leaves out: keep it short so (re)connecting takes
+            # a tenth of a second instead of FFmpeg's default of over a second.
+            "analyzeduration": str(self.analyzeduration_us),
+            "probesize": str(self.probesize),
+        }

@@ -32,15 +32,15 @@ from typing import Literal
 
 import cv2
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
+
+from ingest.config import ConfigModel
 
 Point = tuple[float, float]
 
 
-class MotionConfig(BaseModel):
+class MotionConfig(ConfigModel):
     """One camera's motion gate. Defaults come from the shared footage (see docs/notes/bench.md)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     width: int = Field(
         160, ge=16, le=1920, description="width (px) of the grey work picture; never upscaled, aspect kept"

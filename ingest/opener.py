@@ -38,19 +38,6 @@ class SourceInfo:
     is_live: bool
 
 
-def stream_options(
-    transport: str = "tcp", analyzeduration_us: int = 100_000, probesize: int = 32_768
-) -> dict[str, str]:
-    """FFmpeg options for a fast, robust start of a network stream."""
-    return {
-        "rtsp_transport": transport,
-        # Probing only fills in what the SDP leaves out: keep it short so (re)connecting takes
-        # a tenth of a second instead of FFmpeg's default of over a second.
-        "analyzeduration": str(analyzeduration_us),
-        "probesize": str(probesize),
-    }
-
-
 def _timeout_parts(timeout: Timeout) -> tuple[float | None, float | None]:
     if timeout is None:
         return None, None

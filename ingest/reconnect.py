@@ -8,45 +8,29 @@ from ingest.config import BackoffConfig
 
 
 class Backoff:
-    """Delays ``initial * multiplier**n`` capped at ``maximum``, each scaled by ``1 ± jitter``.
+    """Delays ``initial_s * multiplier**n`` capped at ``max_s``, each scaled by ``1 ± jitter``
+    (the settings and their validation are :class:`BackoffConfig`'s).
 
-    The jittered delay never exceeds ``maximum``. ``reset()`` after a connection that delivered
+    The jittered delay never exceeds ``max_s``. ``reset()`` after a connection that delivered
     frames, so the next outage starts again with a short delay.
     """
 
-    def __init__(
-        self,
-        initial: float = 1.0,
-        maximum: float = 30.0,
-        multiplier: float = 2.0,
-        jitter: float = 0.2,
-        rng: random.Random | None = None,
-    ) -> None:
-        if not (0 < initial <= maximum) or multiplier < 1 or not 0 <= jitter <= 1:
-            raise ValueError(
-                f"bad backoff: initial={initial}, maximum={maximum}, multiplier={multiplier}, jitter={jitter}"
-            )
-        self.initial = initial
-        self.maximum = maximum
-        self.multiplier = multiplier
-        self.jitter = jitter
+    def __init__(self, config: BackoffConfig, rng: random.Random | None = None) -> None:
+        self.config = config
         self._rng = rng or random.Random()
         self.attempt = 0
-        self._base = initial
-
-    @classmethod
-    def from_config(cls, config: BackoffConfig, rng: random.Random | None = None) -> Backoff:
-        return cls(config.initial_s, config.max_s, config.multiplier, config.jitter, rng)
+        self._base = config.initial_s
 
     def reset(self) -> None:
         self.attempt = 0
-        self._base = self.initial
+        self._base = self.config.initial_s
 
     def next_delay(self) -> float:
         """Seconds to wait before the next attempt; grows until the cap."""
+        c = self.config
         base = self._base
         # Grow the base step by step (no multiplier**n: it would overflow after long outages).
-        self._base = min(self.maximum, self._base * self.multiplier)
+        self._base = min(c.max_s, self._base * c.multiplier)
         self.attempt += 1
-        delay = base * (1.0 + self._rng.uniform(-self.jitter, self.jitter))
-        return min(self.maximum, max(0.0, delay))
+        delay = base * (1.0 + self._rng.uniform(-c.jitter, c.jitter))
+        return min(c.max_s, max(0.0, delay))

@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Iterator
 
-from ingest.decode import DecodeStats
+from ingest.decode import FALLBACK_FPS, DecodeStats
 from ingest.errors import SourceError
 from ingest.frame import Frame
 from ingest.frame_queue import FrameQueue
@@ -95,7 +95,7 @@ class ReplaySource:
     def _run(self) -> None:
         offset = 0.0
         index_offset = 0
-        packets = picked = 0
+        packets = picked = decoded = 0
         try:
             while not self._stop.is_set():
                 source = (
@@ -121,15 +121,17 @@ class ReplaySource:
                     self._tracker.frame()
                     self.stats.packets = packets + source.stats.packets
                     self.stats.picked = picked + source.stats.picked
+                    self.stats.decoded = decoded + source.stats.decoded
                     self._tracker.sample(self.stats.packets, self.stats.picked)
                     self._queue.put(frame)
                 packets += source.stats.packets
                 picked += source.stats.picked
-                self.stats.decoded += source.stats.decoded
+                decoded += source.stats.decoded
+                self.stats.decoded = decoded
                 self.stats.decode_errors += source.stats.decode_errors
                 if not self.loop:
                     return
-                period = 1.0 / (self.info.fps or 25.0)
+                period = 1.0 / (self.info.fps or FALLBACK_FPS)
                 offset += self.info.duration or last_pts + period
                 index_offset += source.stats.packets
         except SourceError as exc:

@@ -16,7 +16,7 @@ from ingest.decode import DecodeStats, FrameReader
 from ingest.errors import SourceError
 from ingest.frame import Frame
 from ingest.frame_queue import FrameQueue
-from ingest.opener import open_input, stream_options, video_stream
+from ingest.opener import open_input, video_stream
 from ingest.rate import RateSelector
 from ingest.reconnect import Backoff
 from ingest.status import CameraStatus, StatusCallback, StatusTracker
@@ -63,9 +63,9 @@ class RtspSource:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._tracker = StatusTracker(camera, self.source, config.offline_grace_s, on_status)
-        self._backoff = Backoff.from_config(config.backoff, rng)
+        self._backoff = Backoff(config.backoff, rng)
         self._selector = RateSelector(config.analysis_fps)
-        self._options = stream_options(config.transport, config.analyzeduration_us, config.probesize)
+        self._options = config.stream_options()
         self._next_index = 0
         # Continuous timeline across sessions.
         self._offset: float | None = None

@@ -9,16 +9,15 @@ from types import TracebackType
 
 from av.container import InputContainer
 
+from ingest.config import CameraSourceConfig
 from ingest.decode import DEFAULT_MAX_CONSECUTIVE_ERRORS, DEFAULT_MAX_PIXELS, DecodeStats, FrameReader
 from ingest.errors import SourceError
 from ingest.frame import Frame
-from ingest.opener import SourceInfo, Timeout, open_input, source_info, stream_options, video_stream
+from ingest.opener import SourceInfo, Timeout, open_input, source_info, video_stream
 from ingest.rate import RateSelector
 from ingest.urls import is_live_url, mask_url
 
 log = logging.getLogger(__name__)
-
-DEFAULT_STREAM_TIMEOUT = (5.0, 5.0)
 
 
 class VideoSource:
@@ -50,7 +49,6 @@ class VideoSource:
         decode_keyframes_only: bool = False,
         decode_threads: int = 0,
         timeout: Timeout = None,
-        transport: str = "tcp",
         options: dict[str, str] | None = None,
         max_pixels: int = DEFAULT_MAX_PIXELS,
         max_consecutive_errors: int = DEFAULT_MAX_CONSECUTIVE_ERRORS,
@@ -65,8 +63,12 @@ class VideoSource:
         self.live = is_live_url(self._target)
         self.decode_keyframes_only = decode_keyframes_only
         self.decode_threads = decode_threads
-        self.timeout = DEFAULT_STREAM_TIMEOUT if timeout is None and self.live else timeout
-        self.options = {**(stream_options(transport) if self.live else {}), **(options or {})}
+        # A stream URL read directly gets a live camera's defaults (RtspSource passes its own).
+        live_defaults = CameraSourceConfig(url=self._target) if self.live else None
+        if timeout is None and live_defaults is not None:
+            timeout = (live_defaults.open_timeout_s, live_defaults.read_timeout_s)
+        self.timeout = timeout
+        self.options = {**(live_defaults.stream_options() if live_defaults else {}), **(options or {})}
         self.max_pixels = max_pixels
         self.max_consecutive_errors = max_consecutive_errors
         self.strict = strict

@@ -11,8 +11,8 @@ from api.context import Ctx
 from api.queries import EventFilters, event_filters, invalid
 from api.schemas import EventCount, EventPage
 from events.model import Event
-from events.objects import ObjectNotFound
-from events.store import InvalidCursor
+from events.storage.objects import ObjectNotFound
+from events.storage.store import InvalidCursor
 
 router = APIRouter(tags=["events"])
 
@@ -33,7 +33,7 @@ def list_events(
     newer events never push items from one page onto the next.
     """
     try:
-        items, next_cursor = ctx.store.list_events(**filters.kwargs(), limit=limit, cursor=cursor)
+        items, next_cursor = ctx.store.list_events(filters, limit=limit, cursor=cursor)
     except InvalidCursor as exc:
         raise invalid("cursor", str(exc), cursor) from exc
     return EventPage(items=items, next_cursor=next_cursor)
@@ -42,7 +42,7 @@ def list_events(
 @router.get("/events/count", response_model=EventCount)
 def count_events(ctx: Ctx, filters: Filters) -> EventCount:
     """How many events match the filters of ``GET /events``."""
-    return EventCount(count=ctx.store.count_events(**filters.kwargs()))
+    return EventCount(count=ctx.store.count_events(filters))
 
 
 @router.get("/events/{event_id}", response_model=Event, responses=NOT_FOUND)

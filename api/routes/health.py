@@ -7,7 +7,7 @@ from fastapi.responses import JSONResponse
 
 from api.context import Ctx
 from api.schemas import Health
-from events.store import StorageError
+from events.storage.store import StorageError
 
 router = APIRouter(tags=["health"])
 

@@ -25,8 +25,8 @@ from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
 
 from api.context import AppContext, Ctx
-from events.bus import BusMessage, Gap, SubscriptionClosed, SubscriptionOverflow
 from events.model import EventTransition, EventType
+from events.storage.bus import BusMessage, Gap, SubscriptionClosed, SubscriptionOverflow
 
 router = APIRouter(tags=["events"])
 

@@ -44,7 +44,6 @@ class CrowdingRule(ZoneRule):
         self._formed_pts: float | None = None  # onset of the current run at or above the threshold
         self._formed_wall = 0.0
         self._last_above_pts = -np.inf
-        self._last_above_wall = 0.0
         self._best_count = 0
 
     def update(self, ctx: FrameContext, out: RuleOutput) -> None:
@@ -57,7 +56,7 @@ class CrowdingRule(ZoneRule):
         if above:
             if self._formed_pts is None or grace_over:
                 self._formed_pts, self._formed_wall = ctx.pts, ctx.wall_time
-            self._last_above_pts, self._last_above_wall = ctx.pts, ctx.wall_time
+            self._last_above_pts = ctx.pts
         elif grace_over:
             if ev is not None:
                 self._end(_EPISODE, out, "cleared")

@@ -29,8 +29,7 @@ class HealthChange:
     fault (or its end) was first seen, so ``since`` is the event's start/end time
     and ``pts - since`` the confirmation delay. ``value`` is the named ``measure``
     at ``pts`` and ``threshold`` the limit it was compared with (the clearing
-    limit, hysteresis included, for a clear). A clear made by
-    ``reset_reference`` has measure ``"reset_reference"`` and no value or threshold.
+    limit, hysteresis included, for a clear).
     """
 
     camera: str

@@ -10,15 +10,14 @@ pixels of the picture passed to the monitor.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
+from ingest.config import ConfigModel
 from ingest.health.conditions import HealthCondition
 
 
-class HealthConfig(BaseModel):
+class HealthConfig(ConfigModel):
     """Camera-health thresholds for one camera."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     checks: frozenset[HealthCondition] = Field(
         default=frozenset(HealthCondition),
@@ -42,8 +41,8 @@ class HealthConfig(BaseModel):
     learn_s: float = Field(
         default=5.0,
         gt=0,
-        description="Seconds of picture (from the start and after reset_reference) the reference view "
-        "and the sharpness and similarity baselines are learned from, as medians so a few odd "
+        description="Seconds of picture (from the start, and again after a change of picture size) the "
+        "reference view and the sharpness and similarity baselines are learned from, as medians so a few odd "
         "samples (a camera that settles, a cut from another camera) do not count.",
     )
     clear_after_s: float = Field(

@@ -122,19 +122,6 @@ class CameraHealthMonitor:
         """True until the reference view and baselines are learned."""
         return not self._learned
 
-    def reset_reference(self) -> list[HealthChange]:
-        """Re-learn the reference view and the sharpness baseline from the next ``learn_s`` seconds
-        (after an operator confirms a camera was moved or refocused on purpose). Ends an active
-        moved or blurred condition: returns those clears."""
-        pts = self._last_pts if self._last_pts is not None else 0.0
-        changes = [
-            HealthChange(self.camera, cond, False, pts, pts, "reset_reference", None, None)
-            for cond in (BLURRED, MOVED)
-            if self._timers[cond].force_clear()
-        ]
-        self._reset_learning()
-        return changes
-
     def update(self, image: np.ndarray, pts: float) -> list[HealthChange]:
         """Feed one frame (BGR H x W x 3 or grey H x W, uint8) with its stream time in seconds."""
         pts = float(pts)

@@ -36,11 +36,6 @@ class ConditionTimer:
         self._fault_since: float | None = None
         self._healthy_since: float | None = None
 
-    @property
-    def pending_since(self) -> float | None:
-        """Start of the current fault streak while not yet active, else None."""
-        return None if self.active else self._fault_since
-
     def update(self, fault: bool, pts: float, onset: float | None = None) -> TimerEvent | None:
         """Feed one sample. ``onset`` backdates a new fault streak (when a measure knows the fault
         began before this sample, e.g. the picture has been unchanged since an earlier sample)."""
@@ -71,9 +66,3 @@ class ConditionTimer:
         transition, and the next streak starts afresh. The active state is kept."""
         self._fault_since = None
         self._healthy_since = None
-
-    def force_clear(self) -> bool:
-        """Drop the condition without waiting (a re-baseline); True if it was active."""
-        was = self.active
-        self.active, self._fault_since, self._healthy_since = False, None, None
-        return was

@@ -7,9 +7,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.metrics import KhuphoMetrics
-from events.bus import EventBus
-from events.objects import LocalObjectStore
-from events.store_sqlite import SqliteEventStore
+from events.storage.bus import EventBus
+from events.storage.objects import LocalObjectStore
+from events.storage.sqlite import SqliteEventStore
 from tests.api.support import T0, Parts
 from tests.conftest_s3 import seaweedfs  # noqa: F401 - the session's SeaweedFS server fixture
 

@@ -10,10 +10,10 @@ from fastapi import FastAPI
 
 from api.app import create_app
 from api.metrics import KhuphoMetrics
-from events.bus import EventBus
 from events.model import Event, EventTransition, EventType, Phase
-from events.objects import ObjectStore
-from events.store_sqlite import SqliteEventStore
+from events.storage.bus import EventBus
+from events.storage.objects import ObjectStore
+from events.storage.sqlite import SqliteEventStore
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 

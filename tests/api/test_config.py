@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import math
+import re
 from pathlib import Path
 
 import pytest
@@ -87,3 +89,47 @@ def test_run_with_bad_config_exits_with_one_clear_line(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["run", "--config", str(cfg)])
     assert result.exit_code == 2
     assert "cameras.gate.source.analysis_fps: Input should be greater than 0" in result.output
+
+
+def _stated_defaults(readme: str) -> dict[str, str]:
+    """The defaults the README's configuration tables state, by field name."""
+    section = readme[readme.index("## Configuration reference") : readme.index("### Rules")]
+    stated: dict[str, str] = {}
+    for row in section.splitlines():
+        cells = [c.strip() for c in row.strip().strip("|").split("|")]
+        if len(cells) == 3 and re.fullmatch(r"`\w+`", cells[0]):  # | `field` | default | meaning |
+            stated[cells[0].strip("`")] = cells[1].strip("`")
+        elif len(cells) == 2:  # | `section` | `field` default, `field` default ... |
+            for name, value in re.findall(r"`(\w+)` ([\w./×]+)", cells[1]):
+                stated.setdefault(name, value)
+    return stated
+
+
+def test_readme_states_the_models_defaults() -> None:
+    """One default per setting, defined in its model: the README must say the same."""
+    from api.config import ApiConfig, BatchingConfig
+    from detectors.config import DetectorConfig
+    from events.storage.config import SnapshotConfig
+    from ingest.config import CameraSourceConfig
+
+    stated = _stated_defaults((REPO / "README.md").read_text())
+    models = [
+        DetectorConfig(),
+        BatchingConfig(),
+        SnapshotConfig(),
+        ApiConfig(),
+        CameraSourceConfig(url="rtsp://h/p"),
+    ]
+    checked = []
+    for model in models:
+        for name, value in model.model_dump().items():
+            if stated.get(name, "required") == "required" or isinstance(value, bool | dict | list):
+                continue
+            text = stated[name]
+            if isinstance(value, str):
+                assert text == value, (type(model).__name__, name, text, value)
+            else:
+                number = math.prod(float(part) for part in text.split("×"))
+                assert number == value, (type(model).__name__, name, text, value)
+            checked.append(name)
+    assert len(checked) >= 15, checked

@@ -136,3 +136,30 @@ def test_service_end_to_end(running_service: tuple[Service, str]) -> None:
         rows = client.get("/traffic", params={"camera": "intersection", "bucket": "minute"}).json()["items"]
         assert sum(r["count"] for r in rows) == len(crossings)
         assert len(crossings) >= 3
+
+        # The metrics as wired in the service: each histogram gets its own quantity (a swapped pair of
+        # callback arguments once fed batch sizes into the latency histogram and the other way round).
+        metrics = _scrape(client.get("/metrics").text)
+        max_batch = service.detector.max_batch
+        calls = metrics["khupho_inference_batch_size_count"]
+        assert calls > 10 and metrics["khupho_inference_seconds_count"] == calls
+        assert metrics[f'khupho_inference_batch_size_bucket{{le="{float(max_batch)}"}}'] == calls
+        mean_batch = metrics["khupho_inference_batch_size_sum"] / calls
+        assert 1.0 <= mean_batch <= max_batch, mean_batch
+        mean_seconds = metrics["khupho_inference_seconds_sum"] / calls
+        assert 0.001 < mean_seconds < 1.0, mean_seconds  # imgsz 320 on CPU: tens of milliseconds
+        for cam in ("intersection", "plaza", "street"):
+            analysed = metrics[f'khupho_camera_analysed_fps{{camera="{cam}"}}']
+            decoded = metrics[f'khupho_camera_decoded_fps{{camera="{cam}"}}']
+            assert 0 < analysed < decoded, (cam, analysed, decoded)  # every frame decoded, a few analysed
+            assert metrics[f'khupho_frames_decoded_total{{camera="{cam}"}}'] > 0
+
+
+def _scrape(text: str) -> dict[str, float]:
+    """Prometheus text exposition as {'name{labels}': value}."""
+    values = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            key, _, value = line.rpartition(" ")
+            values[key] = float(value)
+    return values

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from events.objects_s3 import S3ObjectStore
-from events.snapshot import encode_snapshot
+from events.storage.objects_s3 import S3ObjectStore
+from events.storage.snapshot import encode_snapshot
 from tests.api.support import Parts, make_event, start
 from tests.conftest_s3 import S3Server
 

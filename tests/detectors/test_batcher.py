@@ -25,7 +25,12 @@ def test_batched_equals_one_by_one(detector: YoloOnnxDetector, mixed_frames: dic
     expected = {cam: [detector.detect([f])[0] for f in frames] for cam, frames in mixed_frames.items()}
     sizes: list[int] = []
     results: dict[str, list] = {cam: [] for cam in mixed_frames}
-    with InferenceBatcher(detector, max_batch=8, max_wait_ms=50, on_batch=lambda n, _s: sizes.append(n)) as b:
+    with InferenceBatcher(
+        detector,
+        max_batch=8,
+        max_wait_ms=50,
+        on_batch=lambda *, batch_size, seconds: sizes.append(batch_size),
+    ) as b:
 
         def camera(cam: str) -> None:
             futures = [b.submit(cam, f) for f in mixed_frames[cam]]
@@ -50,11 +55,14 @@ def test_batched_equals_one_by_one(detector: YoloOnnxDetector, mixed_frames: dic
 
 def test_bad_picture_is_refused_with_its_source_named(detector: YoloOnnxDetector) -> None:
     with (
-        InferenceBatcher(detector) as b,
+        InferenceBatcher(detector, max_wait_ms=10) as b,
         pytest.raises(ValueError, match=r"broken-cam: expected a BGR uint8"),
     ):
         b.submit("broken-cam", np.zeros((0, 0, 3), np.uint8))
-    with InferenceBatcher(detector) as b, pytest.raises(ValueError, match=r"grey-cam: .*\(48, 64\)"):
+    with (
+        InferenceBatcher(detector, max_wait_ms=10) as b,
+        pytest.raises(ValueError, match=r"grey-cam: .*\(48, 64\)"),
+    ):
         b.submit("grey-cam", np.zeros((48, 64), np.uint8))
 
 

@@ -345,25 +345,6 @@ def test_phase_correlation_finds_a_shift(dx: int, dy: int) -> None:
     assert pc.match(cv2.cvtColor(texture(seed=1), cv2.COLOR_BGR2GRAY))[2] < 0.15
 
 
-def test_reset_reference_clears_moved_and_accepts_the_new_view() -> None:
-    monitor = CameraHealthMonitor("cam", FAST, fps_hint=4.0)
-    base = texture()
-    moved = np.roll(base, 40, axis=1)
-    changes: list[HealthChange] = []
-    pts = 0.0
-    for i in range(40):
-        pts = i / 4
-        changes += monitor.update(live(base if pts < 4 else moved, i), pts)
-    assert [(c.condition, c.active) for c in changes] == [(MOVED, True)]
-    assert changes[0].measure == "shift_px" and changes[0].value > FAST.moved_px
-    cleared = monitor.reset_reference()
-    assert [(c.condition, c.active, c.measure) for c in cleared] == [(MOVED, False, "reset_reference")]
-    assert monitor.learning and not monitor.active
-    for i in range(40, 80):
-        assert monitor.update(live(moved, i), i / 4) == []
-    assert not monitor.learning
-
-
 def test_stream_restart_holds_timers_and_keeps_going() -> None:
     monitor = CameraHealthMonitor("cam", FAST, fps_hint=4.0)
     base = texture()

@@ -64,14 +64,14 @@ def test_config_accepts_analysis_fps_none_and_udp() -> None:
 
 
 def test_backoff_grows_caps_and_resets() -> None:
-    b = Backoff(initial=0.5, maximum=4, multiplier=2, jitter=0)
+    b = Backoff(BackoffConfig(initial_s=0.5, max_s=4, multiplier=2, jitter=0))
     assert [b.next_delay() for _ in range(6)] == [0.5, 1, 2, 4, 4, 4]
     b.reset()
     assert b.next_delay() == 0.5
 
 
 def test_backoff_survives_very_long_outages() -> None:
-    b = Backoff(initial=1, maximum=30, multiplier=10, jitter=0.3, rng=random.Random(0))
+    b = Backoff(BackoffConfig(initial_s=1, max_s=30, multiplier=10, jitter=0.3), rng=random.Random(0))
     delays = [b.next_delay() for _ in range(10_000)]
     assert max(delays) <= 30 and min(delays[10:]) >= 30 * 0.7
 
@@ -88,7 +88,7 @@ def test_backoff_properties(
 ) -> None:
     maximum = initial + extra
     cfg = BackoffConfig(initial_s=initial, max_s=maximum, multiplier=multiplier, jitter=jitter)
-    b = Backoff.from_config(cfg, rng=random.Random(seed))
+    b = Backoff(cfg, rng=random.Random(seed))
     base = initial
     for _ in range(60):
         delay = b.next_delay()
@@ -98,7 +98,7 @@ def test_backoff_properties(
 
 
 def test_backoff_jitter_spreads_cameras_apart() -> None:
-    firsts = {round(Backoff(1, 30, 2, 0.2, rng=random.Random(i)).next_delay(), 3) for i in range(50)}
+    firsts = {round(Backoff(BackoffConfig(), rng=random.Random(i)).next_delay(), 3) for i in range(50)}
     assert len(firsts) > 40 and min(firsts) >= 0.8 and max(firsts) <= 1.2
 
 

@@ -30,8 +30,8 @@ import urllib3
 from minio import Minio
 from minio.error import InvalidResponseError, MinioException, S3Error, ServerError
 
-from events.objects import ObjectInfo, ObjectNotFound, ObjectStore, check_key, check_metadata
-from events.store import StorageError
+from events.storage.objects import ObjectInfo, ObjectNotFound, ObjectStore, check_key, check_metadata
+from events.storage.store import StorageError
 
 log = logging.getLogger(__name__)
 

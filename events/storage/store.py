@@ -1,6 +1,6 @@
 """The event store interface: where transitions and traffic counts are kept and how they are queried.
 
-Backends (``events.store_sqlite`` now, PostgreSQL later) implement :class:`EventStore`;
+Backends (``events.storage.sqlite`` now, PostgreSQL later) implement :class:`EventStore`;
 everything else (the writer, the API) sees only this interface. The backend-neutral
 pieces live here too: the opaque pagination cursor and the storage errors.
 
@@ -18,6 +18,7 @@ import base64
 import binascii
 import json
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from typing import Literal, Protocol, runtime_checkable
 
@@ -88,6 +89,23 @@ def decode_cursor(cursor: str) -> tuple[int, str]:
     return value[0], value[1]
 
 
+@dataclass(frozen=True, slots=True)
+class EventFilters:
+    """Which events a listing or count returns; ``None`` leaves a field unfiltered.
+
+    ``since``/``until`` bound the start time (``since <= start_time < until``);
+    ``class_name`` matches events whose ``classes`` contain it; ``active`` picks
+    open (True) or ended (False) events.
+    """
+
+    camera: str | None = None
+    type: EventType | None = None
+    class_name: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    active: bool | None = None
+
+
 @runtime_checkable
 class EventStore(Protocol):
     """Durable events and traffic counts.
@@ -126,36 +144,14 @@ class EventStore(Protocol):
         ...
 
     def list_events(
-        self,
-        *,
-        camera: str | None = None,
-        type: EventType | None = None,
-        class_name: str | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        active: bool | None = None,
-        limit: int = 50,
-        cursor: str | None = None,
+        self, filters: EventFilters | None = None, *, limit: int = 50, cursor: str | None = None
     ) -> tuple[list[Event], str | None]:
-        """One page of events, newest first, and the cursor of the next page (``None`` on the last).
-
-        ``since``/``until`` bound the start time (``since <= start_time < until``);
-        ``class_name`` matches events whose ``classes`` contain it. Raises
-        :class:`InvalidCursor` for a cursor this store did not issue.
-        """
+        """One page of events matching ``filters``, newest first, and the cursor of the next page
+        (``None`` on the last). Raises :class:`InvalidCursor` for a cursor this store did not issue."""
         ...
 
-    def count_events(
-        self,
-        *,
-        camera: str | None = None,
-        type: EventType | None = None,
-        class_name: str | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        active: bool | None = None,
-    ) -> int:
-        """How many events match the filters of :meth:`list_events`."""
+    def count_events(self, filters: EventFilters | None = None) -> int:
+        """How many events match ``filters``."""
         ...
 
     def traffic(

@@ -13,9 +13,9 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import httpx
 import pytest
 
-from events.objects import ObjectNotFound
-from events.objects_s3 import S3ObjectStore
-from events.store import StorageError
+from events.storage.objects import ObjectNotFound
+from events.storage.objects_s3 import S3ObjectStore
+from events.storage.store import StorageError
 from tests.conftest_s3 import S3Server, free_ports
 
 pytestmark = pytest.mark.slow
@@ -133,7 +133,7 @@ def test_unreachable_server_retries_then_raises(caplog: pytest.LogCaptureFixture
     with pytest.raises(StorageError, match=re.escape(f"S3 at {endpoint} unreachable during bucket check")):
         S3ObjectStore(endpoint, "k", "s" * 20, "bucket", connect_timeout=1)
     store = S3ObjectStore(endpoint, "k", "s" * 20, "bucket", check=False, retries=3, backoff=0.01)
-    caplog.set_level(logging.WARNING, logger="events.objects_s3")
+    caplog.set_level(logging.WARNING, logger="events.storage.objects_s3")
     with pytest.raises(StorageError, match=re.escape("unreachable during put of 'a.jpg'")):
         store.put("a.jpg", b"x")
     retries = [r for r in caplog.records if "retry" in r.getMessage()]

@@ -1,4 +1,4 @@
-"""events/storage_config.py: validation and building the configured stores."""
+"""events/storage/config.py: validation and building the configured stores."""
 
 from __future__ import annotations
 
@@ -7,9 +7,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from events.objects import LocalObjectStore
-from events.objects_s3 import S3ObjectStore
-from events.storage_config import (
+from events.storage.config import (
     ACCESS_KEY_ENV,
     SECRET_KEY_ENV,
     S3ObjectsConfig,
@@ -17,8 +15,10 @@ from events.storage_config import (
     open_event_store,
     open_object_store,
 )
-from events.store import StorageError
-from events.store_sqlite import SqliteEventStore
+from events.storage.objects import LocalObjectStore
+from events.storage.objects_s3 import S3ObjectStore
+from events.storage.sqlite import SqliteEventStore
+from events.storage.store import StorageError
 from tests.conftest_s3 import S3Server
 
 

@@ -24,7 +24,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import BinaryIO
 
-from events.store import StorageError
+from events.storage.store import StorageError
 
 _CHUNK = 64 * 1024
 _META_SUFFIX = ".meta.json"

@@ -6,7 +6,8 @@ machine with two cores or fewer it runs in line instead: onnxruntime already
 keeps both cores busy, and a decoder thread preempting one of its workers
 stalls the other at the next barrier, which costs more than the decode itself
 (measured in docs/notes/bench.md). Analysed frames go to the detector in
-batches.
+batches, each frame through the same :class:`~pipeline.frame_step.FrameStep` as a
+live camera's.
 """
 
 from __future__ import annotations
@@ -27,11 +28,12 @@ import supervision as sv
 from tqdm import tqdm
 
 from detectors import Detector
-from events.config import CameraEventsConfig
+from events.config import DEFAULT_TIMEZONE, CameraEventsConfig
 from events.model import EventTransition, Phase
-from events.tracking import empty_tracked
 from ingest import Frame, VideoSource
-from ingest.motion import GateDecision, MotionConfig, MotionGate
+from ingest.decode import FALLBACK_FPS
+from ingest.motion import GateDecision, MotionConfig
+from pipeline.frame_step import FrameStep, StepResult
 
 _END = object()
 
@@ -158,7 +160,7 @@ def analyze_video(
     detector: Detector,
     out_dir: Path,
     analysis_fps: float | None = None,
-    batch_size: int = 2,
+    batch_size: int | None = None,
     annotate: bool = False,
     track: bool = True,
     progress: bool = True,
@@ -169,175 +171,134 @@ def analyze_video(
 ) -> AnalyzeSummary:
     """Analyse ``video``; writes detections.jsonl, summary.json and, with ``annotate``, annotated.mp4.
 
-    ``motion`` gates the detector (a still frame with no track held gets an
-    empty detection set). ``rules`` (with ``track``) runs the camera's tracker
-    and rules as the service does and writes the transitions to events.jsonl.
-    ``decode_thread`` None decodes in a thread of its own on machines with more
-    than two cores, in line otherwise.
+    Each frame goes through the same :class:`FrameStep` as a live camera's, in batches of
+    ``batch_size`` detector pictures (None: the detector's ``max_batch``). ``motion`` gates
+    the detector (a still frame with no track held gets an empty detection set). ``rules``
+    (with ``track``) runs the camera's tracker and rules as the service does and writes the
+    transitions to events.jsonl. ``decode_thread`` None decodes in a thread of its own on
+    machines with more than two cores, in line otherwise.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     few_cores = (os.cpu_count() or 1) <= 2
     if decode_thread is None:
         decode_thread = not few_cores
+    batch_size = batch_size or detector.max_batch
     # FFmpeg's own threads (one per core by default) compete with inference the same way.
     source = VideoSource(
         video, camera=video.stem, analysis_fps=analysis_fps, decode_threads=1 if few_cores else 0
     )
     info = source.info
-    rate = analysis_fps or info.fps or 25.0
+    rate = analysis_fps or info.fps or FALLBACK_FPS
     expected = int(info.duration * rate) if info.duration else None
-    events = _Events(video.stem, rate, rules, timezone, out_dir) if track else None
-    gate = MotionGate(motion) if motion is not None else None
+    step = FrameStep(
+        video.stem,
+        analysis_fps=rate,
+        timezone=timezone or DEFAULT_TIMEZONE,
+        events=(rules or CameraEventsConfig()) if track else None,
+        motion=motion,
+    )
     decoder = _DecodeThread(source, depth=2 * batch_size) if decode_thread else _InlineDecoder(source)
-    writer: _AnnotatedWriter | None = None
-    per_class: Counter[str] = Counter()
+    record = _Record(out_dir, rate, annotate, events=track and rules is not None)
     analysed = inferred = 0
-    gate_seconds = 0.0
     t0 = time.perf_counter()
     stage0 = dict(getattr(detector, "stage_seconds", {}))
     # Frames waiting for the next detector call, in stream order, with what the gate decided.
     pending: list[tuple[Frame, GateDecision]] = []
-    last_found = empty_tracked()  # the latest detections, for frames that reuse them
     decoder.start()
     try:
-        with (
-            (out_dir / "detections.jsonl").open("w") as jsonl,
-            tqdm(total=expected, unit="frame", desc=video.name, disable=not progress) as bar,
-        ):
+        with tqdm(total=expected, unit="frame", desc=video.name, disable=not progress) as bar:
 
             def flush() -> None:
-                nonlocal writer, analysed, inferred, last_found
+                nonlocal analysed, inferred
                 chosen = [f.image for f, d in pending if d is GateDecision.DETECT]
                 found = iter(detector.detect(chosen) if chosen else [])
                 for f, decision in pending:
-                    if decision is GateDecision.DETECT:
-                        det = last_found = next(found)
-                    else:
-                        det = last_found if decision is GateDecision.REUSE else empty_tracked()
-                    if events is not None:
-                        det = events.process(f, det)
-                    per_class.update(det.data["class_name"].tolist())
-                    jsonl.write(_jsonl_line(f, det))
-                    if annotate:
-                        if writer is None:
-                            writer = _AnnotatedWriter(out_dir / "annotated.mp4", rate, f.shape)
-                        writer.write(f.image, det)
+                    detections = next(found) if decision is GateDecision.DETECT else None
+                    record.add(f, step.finish(f, decision, detections))
                 analysed += len(pending)
                 inferred += len(chosen)
                 bar.update(len(pending))
                 pending.clear()
 
-            frames = decoder.frames()
-            while True:
-                frame = next(frames, None)
-                if frame is None:
-                    break
-                runs = sum(d is GateDecision.DETECT for _, d in pending)
-                decision = GateDecision.DETECT
-                if gate is not None:
-                    t1 = time.perf_counter()
-                    # Frames already chosen for this batch may start tracks: count them as held, so a
-                    # batch never skips a frame that frame-by-frame gating would have sent.
-                    held = (events.active_tracks if events is not None else 0) + runs
-                    decision = gate.decide(frame.image, frame.pts, held)
-                    gate_seconds += time.perf_counter() - t1
+            queued = 0
+            for frame in decoder.frames():
+                decision = step.gate(frame, queued=queued)
                 pending.append((frame, decision))
-                runs += decision is GateDecision.DETECT
-                if runs == batch_size or runs == 0:
+                queued += decision is GateDecision.DETECT
+                if queued == batch_size or queued == 0:
                     flush()
+                    queued = 0
             if pending:
                 flush()
     finally:
         decoder.stop()
-        if writer is not None:
-            writer.close()
-        if events is not None:
-            events.close()
+        record.close(step.close())
     seconds = time.perf_counter() - t0
     stages = {k: v - stage0.get(k, 0.0) for k, v in getattr(detector, "stage_seconds", {}).items()}
     stages["decode"] = decoder.decode_seconds
-    if gate is not None:
-        stages["motion"] = gate_seconds
-    if events is not None:
-        stages["track"] = events.track_seconds
+    if motion is not None:
+        stages["motion"] = step.seconds.motion
+    if track:
+        stages["track"] = step.seconds.track
         if rules is not None:
-            stages["rules"] = events.rules_seconds
+            stages["rules"] = step.seconds.rules
     summary = AnalyzeSummary(
         video=str(video),
         frames_decoded=source.stats.decoded,
         frames_analysed=analysed,
         seconds=round(seconds, 3),
         analysed_fps=round(analysed / seconds, 2) if seconds > 0 else 0.0,
-        detections_per_class=dict(per_class.most_common()),
-        tracks_per_class=dict(Counter(events.track_classes.values()).most_common()) if events else {},
+        detections_per_class=dict(record.per_class.most_common()),
+        tracks_per_class=dict(Counter(record.track_classes.values()).most_common()) if track else {},
         stage_seconds={k: round(v, 3) for k, v in stages.items()},
         frames_inferred=inferred,
-        events_per_type=dict(events.started.most_common()) if events is not None else {},
+        events_per_type=dict(record.started.most_common()) if track and rules is not None else {},
     )
     (out_dir / "summary.json").write_text(summary.to_json())
     return summary
 
 
-class _Events:
-    """Tracking (and, with rules, the camera's rules) of one analysed video, with stage timings."""
+class _Record:
+    """What ``khupho analyze`` writes and counts: detections.jsonl, events.jsonl, annotated.mp4."""
 
-    def __init__(
-        self, camera: str, rate: float, rules: CameraEventsConfig | None, timezone: str | None, out_dir: Path
-    ) -> None:
-        from events.camera_events import CameraEventProcessor
-        from events.config import DEFAULT_TIMEZONE, TrackerConfig
-        from events.tracking import ObjectTracker
-
-        tz = timezone or DEFAULT_TIMEZONE
-        self.processor = CameraEventProcessor(camera, rules, rate, tz) if rules is not None else None
-        self.tracker = self.processor.tracker if self.processor else ObjectTracker(TrackerConfig(), rate)
+    def __init__(self, out_dir: Path, rate: float, annotate: bool, *, events: bool) -> None:
+        self.out_dir = out_dir
+        self.rate = rate
+        self.annotate = annotate
+        self.per_class: Counter[str] = Counter()
         self.track_classes: dict[int, str] = {}
         self.started: Counter[str] = Counter()
-        self.track_seconds = self.rules_seconds = 0.0
-        self._events_file = (out_dir / "events.jsonl").open("w") if rules is not None else None
-        # The processor calls the tracker itself: time it from the inside, the rest of process() is rules.
-        inner = self.tracker.update
+        self._detections = (out_dir / "detections.jsonl").open("w")
+        self._events = (out_dir / "events.jsonl").open("w") if events else None
+        self._writer: _AnnotatedWriter | None = None
 
-        def timed_update(detections: sv.Detections, pts: float) -> sv.Detections:
-            t0 = time.perf_counter()
-            try:
-                return inner(detections, pts)
-            finally:
-                self.track_seconds += time.perf_counter() - t0
-
-        self.tracker.update = timed_update  # type: ignore[method-assign]
-
-    @property
-    def active_tracks(self) -> int:
-        return self.tracker.active_tracks
-
-    def process(self, frame: Frame, det: sv.Detections) -> sv.Detections:
-        if self.processor is None:
-            det = self.tracker.update(det, frame.pts)
-        else:
-            t0, tracked0 = time.perf_counter(), self.track_seconds
-            result = self.processor.process(frame, det)
-            self.rules_seconds += time.perf_counter() - t0 - (self.track_seconds - tracked0)
-            self._write(result.transitions)
-            det = result.tracked_detections
+    def add(self, frame: Frame, result: StepResult) -> None:
+        det = result.detections
+        names = det.data["class_name"].tolist()
+        self.per_class.update(names)
         if det.tracker_id is not None and len(det):
-            names = det.data["class_name"].tolist()
             self.track_classes.update(zip(det.tracker_id.tolist(), names, strict=True))
-        return det
+        self._write_events(result.transitions)
+        self._detections.write(_jsonl_line(frame, det))
+        if self.annotate:
+            if self._writer is None:
+                self._writer = _AnnotatedWriter(self.out_dir / "annotated.mp4", self.rate, frame.shape)
+            self._writer.write(frame.image, det)
 
-    def close(self) -> None:
-        if self.processor is not None:
-            self._write(self.processor.close().transitions)
-        if self._events_file is not None:
-            self._events_file.close()
-            self._events_file = None
+    def close(self, last: StepResult) -> None:
+        self._write_events(last.transitions)
+        self._detections.close()
+        if self._events is not None:
+            self._events.close()
+        if self._writer is not None:
+            self._writer.close()
 
-    def _write(self, transitions: list[EventTransition]) -> None:
+    def _write_events(self, transitions: list[EventTransition]) -> None:
         for t in transitions:
             if t.phase is Phase.START:
                 self.started[t.event.type.value] += 1
-            if self._events_file is not None:
-                self._events_file.write(t.model_dump_json() + "\n")
+            if self._events is not None:
+                self._events.write(t.model_dump_json() + "\n")
 
 
 def _jsonl_line(frame: Frame, det: sv.Detections) -> str:

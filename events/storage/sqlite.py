@@ -31,7 +31,8 @@ from pathlib import Path
 from typing import Any
 
 from events.model import Event, EventTransition, EventType, Phase, TrafficCount
-from events.store import (
+from events.storage.store import (
+    EventFilters,
     StorageError,
     TrafficBucket,
     TrafficRow,
@@ -121,7 +122,7 @@ _QUARTER_US = 15 * _MINUTE_US  # every UTC offset in use is a multiple of 15 min
 
 
 class SqliteEventStore:
-    """:class:`events.store.EventStore` on one SQLite file (``":memory:"`` works for tests)."""
+    """:class:`events.storage.store.EventStore` on one SQLite file (``":memory:"`` works for tests)."""
 
     def __init__(self, path: str | Path, *, timeout: float = 10.0) -> None:
         self.path = str(path)
@@ -258,16 +259,10 @@ class SqliteEventStore:
             ).fetchone()
         return None if row is None else _event(row)
 
-    def _query(
-        self,
-        camera: str | None,
-        type: EventType | None,
-        class_name: str | None,
-        since: datetime | None,
-        until: datetime | None,
-        active: bool | None,
-    ) -> tuple[str, list[str], list[Any], str, str]:
+    def _query(self, filters: EventFilters) -> tuple[str, list[str], list[Any], str, str]:
         """FROM clause, WHERE terms, parameters and the two columns of the page key."""
+        camera, type, class_name = filters.camera, filters.type, filters.class_name
+        since, until, active = filters.since, filters.until, filters.active
         where: list[str] = []
         params: list[Any] = []
         if class_name is not None:
@@ -297,20 +292,11 @@ class SqliteEventStore:
         return source, where, params, key_us, key_id
 
     def list_events(
-        self,
-        *,
-        camera: str | None = None,
-        type: EventType | None = None,
-        class_name: str | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        active: bool | None = None,
-        limit: int = 50,
-        cursor: str | None = None,
+        self, filters: EventFilters | None = None, *, limit: int = 50, cursor: str | None = None
     ) -> tuple[list[Event], str | None]:
         if limit < 1:
             raise ValueError(f"limit must be at least 1, got {limit}")
-        source, where, params, key_us, key_id = self._query(camera, type, class_name, since, until, active)
+        source, where, params, key_us, key_id = self._query(filters or EventFilters())
         if cursor is not None:
             after_us, after_id = decode_cursor(cursor)
             where.append(f"({key_us}, {key_id}) < (?, ?)")
@@ -330,17 +316,8 @@ class SqliteEventStore:
             next_cursor = encode_cursor(last.start_time, last.id)
         return events, next_cursor
 
-    def count_events(
-        self,
-        *,
-        camera: str | None = None,
-        type: EventType | None = None,
-        class_name: str | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        active: bool | None = None,
-    ) -> int:
-        source, where, params, _, _ = self._query(camera, type, class_name, since, until, active)
+    def count_events(self, filters: EventFilters | None = None) -> int:
+        source, where, params, _, _ = self._query(filters or EventFilters())
         sql = f"SELECT COUNT(*) FROM {source}{' WHERE ' + ' AND '.join(where) if where else ''}"
         with self._reading() as db:
             return int(db.execute(sql, params).fetchone()[0])

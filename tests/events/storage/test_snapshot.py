@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from events.model import Event, EventTransition, EventType, Phase
-from events.objects import LocalObjectStore
-from events.snapshot import SnapshotWriter, encode_snapshot, label_colour, snapshot_key
-from events.store_sqlite import SqliteEventStore
+from events.storage.objects import LocalObjectStore
+from events.storage.snapshot import SnapshotWriter, encode_snapshot, label_colour, snapshot_key
+from events.storage.sqlite import SqliteEventStore
 
 GREY = 90
 

@@ -14,12 +14,12 @@ import time
 from collections import deque
 from collections.abc import Sequence
 
-from api.metrics import KhuphoMetrics
-from events.bus import EventBus
 from events.model import EventTransition, TrafficCount
 from events.rules.base import SnapshotCandidate
-from events.snapshot import SnapshotWriter
-from events.store import EventStore, StorageError
+from events.storage.bus import EventBus
+from events.storage.snapshot import SnapshotWriter
+from events.storage.store import EventStore, StorageError
+from pipeline.observer import PipelineObserver
 
 log = logging.getLogger(__name__)
 
@@ -28,12 +28,17 @@ class EventSink:
     """Thread-safe fan-out of results from every camera worker."""
 
     def __init__(
-        self, store: EventStore, bus: EventBus, snapshots: SnapshotWriter | None, metrics: KhuphoMetrics
+        self,
+        store: EventStore,
+        bus: EventBus,
+        snapshots: SnapshotWriter | None,
+        *,
+        observer: PipelineObserver,
     ) -> None:
         self.store = store
         self.bus = bus
         self.snapshots = snapshots
-        self.metrics = metrics
+        self.observer = observer
         self._lock = threading.Lock()
         self._pending_transitions: deque[EventTransition] = deque()
         self._pending_traffic: deque[TrafficCount] = deque()
@@ -51,7 +56,7 @@ class EventSink:
             stored = self._flush_locked()
         for t in stored:
             self.bus.publish(t)
-            self.metrics.event_transition(t)
+            self.observer.event_transition(transition=t)
         if self.snapshots is not None:
             for candidate in snapshots:  # after the event rows exist, so set_snapshot finds them
                 self.snapshots.submit(candidate)

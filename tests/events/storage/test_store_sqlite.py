@@ -11,8 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from events.model import Event, EventTransition, EventType, Phase, TrafficCount
-from events.store import EventStore, InvalidCursor, decode_cursor, encode_cursor
-from events.store_sqlite import SqliteEventStore
+from events.storage.sqlite import SqliteEventStore
+from events.storage.store import EventFilters, EventStore, InvalidCursor, decode_cursor, encode_cursor
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 
@@ -81,9 +81,9 @@ def test_update_and_end_replace_and_replays_are_idempotent(store: SqliteEventSto
     store.apply(log[1])
     assert store.get(start.id) == end
     assert store.count_events() == 1
-    assert store.list_events(class_name="dog")[0] == [end]
+    assert store.list_events(EventFilters(class_name="dog"))[0] == [end]
     # A late start must not reopen nor shrink the class index.
-    assert store.list_events(active=True)[0] == []
+    assert store.list_events(EventFilters(active=True))[0] == []
 
 
 def test_end_for_unknown_event_inserts_it(store: SqliteEventStore) -> None:
@@ -102,8 +102,8 @@ def test_classes_follow_updates(store: SqliteEventStore) -> None:
     ev = event(classes=["car"])
     store.apply(tr(Phase.START, ev))
     store.apply(tr(Phase.UPDATE, ev.model_copy(update={"classes": ["person"]})))
-    assert store.list_events(class_name="car")[0] == []
-    assert [e.id for e in store.list_events(class_name="person")[0]] == [ev.id]
+    assert store.list_events(EventFilters(class_name="car"))[0] == []
+    assert [e.id for e in store.list_events(EventFilters(class_name="person"))[0]] == [ev.id]
 
 
 def test_snapshot_survives_transitions_and_may_come_first(store: SqliteEventStore) -> None:
@@ -139,9 +139,9 @@ def test_filters(store: SqliteEventStore) -> None:
     store.apply_many(tr(Phase.START, e) for e in evs)
 
     def ids(**kw: object) -> list[str]:
-        items, cursor = store.list_events(**kw)  # type: ignore[arg-type]
+        items, cursor = store.list_events(EventFilters(**kw))  # type: ignore[arg-type]
         assert cursor is None
-        assert store.count_events(**kw) == len(items)  # type: ignore[arg-type]
+        assert store.count_events(EventFilters(**kw)) == len(items)  # type: ignore[arg-type]
         return [e.id for e in items]
 
     assert ids() == [e.id for e in reversed(evs)]
@@ -172,7 +172,7 @@ def drain(store: SqliteEventStore, limit: int, **kw: object) -> list[Event]:
     out: list[Event] = []
     cursor = None
     for _ in range(10_000):
-        page, cursor = store.list_events(limit=limit, cursor=cursor, **kw)  # type: ignore[arg-type]
+        page, cursor = store.list_events(EventFilters(**kw), limit=limit, cursor=cursor)  # type: ignore[arg-type]
         assert len(page) <= limit
         out.extend(page)
         if cursor is None:
@@ -353,7 +353,7 @@ def test_concurrent_writers_and_readers(store: SqliteEventStore) -> None:
         try:
             for _ in range(50):
                 store.list_events(limit=10)
-                store.count_events(camera="cam1")
+                store.count_events(EventFilters(camera="cam1"))
         except BaseException as exc:  # pragma: no cover
             errors.append(exc)
 
@@ -374,7 +374,7 @@ def test_newer_schema_is_refused(tmp_path: Path) -> None:
     SqliteEventStore(path).close()
     with sqlite3.connect(path) as db:
         db.execute("PRAGMA user_version=99")
-    from events.store import StorageError
+    from events.storage.store import StorageError
 
     with pytest.raises(StorageError, match="schema version 99"):
         SqliteEventStore(path)

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from events.objects import LocalObjectStore, ObjectNotFound, check_key, check_metadata
-from events.store import StorageError
+from events.storage.objects import LocalObjectStore, ObjectNotFound, check_key, check_metadata
+from events.storage.store import StorageError
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@
 :class:`SnapshotWriter` takes snapshot candidates from the rules, keeps the best
 pending one per event, and on its own thread encodes, stores the JPEG under
 ``snapshots/{camera}/{yyyy}/{mm}/{dd}/{event_id}.jpg`` and records the key with
-:meth:`events.store.EventStore.set_snapshot`.
+:meth:`events.storage.store.EventStore.set_snapshot`.
 
 Back-pressure: at most ``max_pending`` events wait. A new candidate for a waiting
 event replaces it when better (``superseded``), otherwise it is ignored
@@ -31,8 +31,8 @@ from urllib.parse import quote
 import cv2
 import numpy as np
 
-from events.objects import ObjectStore
-from events.store import EventStore
+from events.storage.objects import ObjectStore
+from events.storage.store import EventStore
 
 log = logging.getLogger(__name__)
 

@@ -353,11 +353,6 @@ class EventBus:
         # Called from _offer, under the bus lock.
         self._dropped += 1
 
-    @property
-    def last_id(self) -> str | None:
-        with self._lock:
-            return self._history[-1].id if self._history else None
-
     def stats(self) -> BusStats:
         with self._lock:
             return BusStats(

@@ -26,11 +26,9 @@ import os
 import re
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Discriminator,
     Field,
     SecretStr,
@@ -39,23 +37,20 @@ from pydantic import (
     model_validator,
 )
 
-from events.objects import LocalObjectStore, ObjectStore
-from events.store import EventStore
+from events.storage.objects import LocalObjectStore, ObjectStore
+from events.storage.store import EventStore
+from ingest.config import ConfigModel
 
 ACCESS_KEY_ENV = "KHUPHO_S3_ACCESS_KEY"
 SECRET_KEY_ENV = "KHUPHO_S3_SECRET_KEY"
 
 
-class SqliteStoreConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class SqliteStoreConfig(ConfigModel):
     type: Literal["sqlite"] = "sqlite"
     path: Path = Path(".khupho/events.db")
 
 
-class LocalObjectsConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class LocalObjectsConfig(ConfigModel):
     type: Literal["local"] = "local"
     root: Path = Path(".khupho/media")
     fsync: bool = False  # survive power loss, at a cost per snapshot
@@ -69,10 +64,8 @@ def _endpoint(value: str) -> str:
     return value
 
 
-class S3ObjectsConfig(BaseModel):
+class S3ObjectsConfig(ConfigModel):
     """An S3 bucket; keys left out come from ``KHUPHO_S3_ACCESS_KEY`` and ``KHUPHO_S3_SECRET_KEY``."""
-
-    model_config = ConfigDict(extra="forbid")
 
     type: Literal["s3"]
     endpoint: str
@@ -91,12 +84,19 @@ class S3ObjectsConfig(BaseModel):
     def _check_endpoint(cls, value: str | None) -> str | None:
         return None if value is None else _endpoint(value)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _keys_from_environment(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            data = dict(data)
+            if data.get("access_key") is None:
+                data["access_key"] = os.environ.get(ACCESS_KEY_ENV)
+            if data.get("secret_key") is None and os.environ.get(SECRET_KEY_ENV):
+                data["secret_key"] = os.environ[SECRET_KEY_ENV]
+        return data
+
     @model_validator(mode="after")
-    def _keys_from_environment(self) -> Self:
-        if self.access_key is None:
-            self.access_key = os.environ.get(ACCESS_KEY_ENV)
-        if self.secret_key is None and os.environ.get(SECRET_KEY_ENV):
-            self.secret_key = SecretStr(os.environ[SECRET_KEY_ENV])
+    def _keys_given(self) -> Self:
         if not self.access_key:
             raise ValueError(f"access_key is required (or set {ACCESS_KEY_ENV})")
         if self.secret_key is None or not self.secret_key.get_secret_value():
@@ -121,9 +121,7 @@ ObjectsConfig = Annotated[
 ]
 
 
-class SnapshotConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class SnapshotConfig(ConfigModel):
     enabled: bool = True
     max_side: int | None = Field(1280, ge=64)  # longer side in pixels; null keeps the frame's size
     quality: int = Field(85, ge=1, le=100)
@@ -131,25 +129,23 @@ class SnapshotConfig(BaseModel):
     max_pending: int = Field(16, ge=1, le=1024)  # events waiting for encoding; each holds one frame
 
 
-class StorageConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class StorageConfig(ConfigModel):
     database: SqliteStoreConfig = Field(default_factory=SqliteStoreConfig)
     objects: ObjectsConfig = Field(default_factory=LocalObjectsConfig)
     snapshots: SnapshotConfig = Field(default_factory=SnapshotConfig)
 
 
 def open_event_store(config: SqliteStoreConfig) -> EventStore:
-    from events.store_sqlite import SqliteEventStore
+    from events.storage.sqlite import SqliteEventStore
 
     return SqliteEventStore(config.path)
 
 
 def open_object_store(config: LocalObjectsConfig | S3ObjectsConfig) -> ObjectStore:
-    """The configured object store; raises :class:`events.store.StorageError` if it cannot be used."""
+    """The configured object store; raises :class:`events.storage.store.StorageError` if it cannot be used."""
     if isinstance(config, LocalObjectsConfig):
         return LocalObjectStore(config.root, fsync=config.fsync)
-    from events.objects_s3 import S3ObjectStore  # minio is imported only when S3 is configured
+    from events.storage.objects_s3 import S3ObjectStore  # minio is imported only when S3 is configured
 
     assert config.access_key is not None and config.secret_key is not None  # ensured by validation
     return S3ObjectStore(

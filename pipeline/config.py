@@ -1,0 +1,49 @@
+"""One camera's part of the configuration tree: where its picture comes from, and what the frame
+step does with it (health checks, motion gate, tracker and rules)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Self
+
+from pydantic import Field, model_validator
+
+from events.config import CameraEventsConfig
+from ingest.config import CameraSourceConfig, ConfigModel
+from ingest.decode import FALLBACK_FPS
+from ingest.health import HealthConfig
+from ingest.motion import MotionConfig
+
+
+class ReplayConfig(ConfigModel):
+    """A recorded file played as a camera at its real frame rate (demo, tests, capacity benchmarks)."""
+
+    path: Path
+    analysis_fps: float | None = Field(5.0, gt=0)
+    speed: float = Field(1.0, gt=0, le=100)
+    loop: bool = True
+
+
+class CameraConfig(ConfigModel):
+    """One camera: where its picture comes from, its health checks, motion gate, tracker and rules."""
+
+    name: str = ""
+    enabled: bool = True
+    source: CameraSourceConfig | None = None  # a live camera (rtsp://...)
+    replay: ReplayConfig | None = None  # or a recorded file
+    health: HealthConfig | None = Field(default_factory=HealthConfig)  # null disables health checks
+    # Skip the detector on still frames while nothing is tracked; null runs it on every analysed frame.
+    motion: MotionConfig | None = Field(default_factory=MotionConfig)
+    events: CameraEventsConfig = Field(default_factory=CameraEventsConfig)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Self:
+        if (self.source is None) == (self.replay is None):
+            raise ValueError("give exactly one of 'source' (a live camera URL) or 'replay' (a recorded file)")
+        return self
+
+    @property
+    def analysis_fps(self) -> float:
+        """Frames analysed per second (null in the config: every frame, taken as the fallback rate)."""
+        fps = self.source.analysis_fps if self.source else self.replay.analysis_fps  # type: ignore[union-attr]
+        return fps or FALLBACK_FPS
