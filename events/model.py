@@ -57,6 +57,8 @@ class Event(BaseModel):
     active: bool = True
     score: float = 0.0  # confidence of the best snapshot's object
     snapshot: str | None = None  # object-store key of the best snapshot JPEG
+    clip: str | None = None  # object-store key of the event's MP4 clip (set by storage)
+    locked: bool = False  # evidence lock (set by storage): never purged while locked
     data: dict[str, Any] = Field(default_factory=dict)  # rule-specific: direction, count, dwell...
 
 

@@ -1,6 +1,7 @@
 """The SQLite event store: one file, WAL, keyset pagination, a join table for the class filter.
 
-Layout (schema version 1, kept in ``PRAGMA user_version``):
+Layout (the numbered files in ``migrations/sqlite/``, applied at start-up and recorded in
+``schema_migrations``):
 
 - ``events``: one row per event; times as integer microseconds since the epoch
   (UTC) so ordering and cursor comparison are exact; lists and ``data`` as JSON.
@@ -13,6 +14,7 @@ Layout (schema version 1, kept in ``PRAGMA user_version``):
   transition (which does not know the key) never erases it, and so a snapshot
   may arrive before its event.
 - ``traffic``: per-minute counts, upserted with ``count = count + n``.
+- ``clips``: the event's MP4 clip key; ``locks``: evidence locks (never purged).
 
 One connection guarded by a lock: writes are small batches and reads are
 indexed pages, so contention is negligible at camera scale, and SQLite's
@@ -24,13 +26,14 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import Any
 
 from events.model import Event, EventTransition, EventType, Phase, TrafficCount
+from events.storage.migrations import latest, migrations
 from events.storage.store import (
     EventFilters,
     StorageError,
@@ -41,58 +44,6 @@ from events.storage.store import (
     from_epoch_us,
     to_epoch_us,
 )
-
-SCHEMA_VERSION = 1
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS events (
-    id          TEXT PRIMARY KEY,
-    camera      TEXT NOT NULL,
-    rule        TEXT NOT NULL,
-    type        TEXT NOT NULL,
-    classes     TEXT NOT NULL,
-    track_ids   TEXT NOT NULL,
-    start_pts   REAL NOT NULL,
-    end_pts     REAL,
-    start_us    INTEGER NOT NULL,
-    end_us      INTEGER,
-    active      INTEGER NOT NULL,
-    score       REAL NOT NULL,
-    snapshot    TEXT,
-    data        TEXT NOT NULL,
-    phase_rank  INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS events_by_start ON events (start_us, id);
-CREATE INDEX IF NOT EXISTS events_by_camera ON events (camera, start_us, id);
-CREATE INDEX IF NOT EXISTS events_by_type ON events (type, start_us, id);
-CREATE INDEX IF NOT EXISTS events_active ON events (start_us, id) WHERE active = 1;
-
-CREATE TABLE IF NOT EXISTS event_classes (
-    class_name  TEXT NOT NULL,
-    start_us    INTEGER NOT NULL,
-    event_id    TEXT NOT NULL,
-    PRIMARY KEY (class_name, start_us, event_id)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS event_classes_by_event ON event_classes (event_id);
-
-CREATE TABLE IF NOT EXISTS snapshots (
-    event_id    TEXT PRIMARY KEY,
-    key         TEXT NOT NULL,
-    score       REAL NOT NULL
-) WITHOUT ROWID;
-
-CREATE TABLE IF NOT EXISTS traffic (
-    camera      TEXT NOT NULL,
-    line        TEXT NOT NULL,
-    minute_us   INTEGER NOT NULL,
-    class_name  TEXT NOT NULL,
-    direction   TEXT NOT NULL,
-    count       INTEGER NOT NULL,
-    PRIMARY KEY (camera, line, minute_us, class_name, direction)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS traffic_by_camera ON traffic (camera, minute_us);
-CREATE INDEX IF NOT EXISTS traffic_by_minute ON traffic (minute_us);
-"""
 
 _PHASE_RANK = {Phase.START: 0, Phase.UPDATE: 1, Phase.END: 2}
 
@@ -114,8 +65,13 @@ WHERE excluded.phase_rank >= events.phase_rank
 _SELECT = """
 SELECT e.id, e.camera, e.rule, e.type, e.classes, e.track_ids, e.start_pts, e.end_pts,
        e.start_us, e.end_us, e.active, e.score, e.snapshot, e.data,
-       s.key AS snap_key, s.score AS snap_score
+       s.key AS snap_key, s.score AS snap_score, v.key AS clip_key, l.event_id IS NOT NULL AS locked
 """
+# What an event row is read with: its best snapshot, its clip and its evidence lock.
+_JOINS = (
+    " LEFT JOIN snapshots s ON s.event_id = e.id LEFT JOIN clips v ON v.event_id = e.id"
+    " LEFT JOIN locks l ON l.event_id = e.id"
+)
 
 _MINUTE_US = 60_000_000
 _QUARTER_US = 15 * _MINUTE_US  # every UTC offset in use is a multiple of 15 minutes
@@ -147,18 +103,38 @@ class SqliteEventStore:
         return f"SqliteEventStore({self.path!r})"
 
     def _migrate(self) -> None:
-        version = self._db.execute("PRAGMA user_version").fetchone()[0]
-        if version > SCHEMA_VERSION:
-            raise StorageError(
-                f"event database {self.path} has schema version {version}, newer than this "
-                f"khupho's {SCHEMA_VERSION}: upgrade khupho or use another file"
-            )
+        db = self._db
         with self._transaction():
-            # Statement by statement: executescript() would COMMIT our transaction first.
-            for statement in _SCHEMA.split(";"):
-                if statement.strip():
-                    self._db.execute(statement)
-            self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations "
+                "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_us INTEGER NOT NULL)"
+            )
+            applied = {row[0] for row in db.execute("SELECT version FROM schema_migrations")}
+            if not applied and db.execute("PRAGMA user_version").fetchone()[0] == 1:
+                # Written before migrations were numbered: its schema is version 1.
+                db.execute("INSERT INTO schema_migrations VALUES (1, 'initial', ?)", (_now_us(),))
+                applied = {1}
+        known = latest("sqlite")
+        if applied and max(applied) > known:
+            raise StorageError(
+                f"event database {self.path} has schema version {max(applied)}, newer than this "
+                f"khupho's {known}: upgrade khupho or use another file"
+            )
+        for migration in migrations("sqlite"):
+            if migration.version in applied:
+                continue
+            with self._transaction():
+                for statement in migration.statements:
+                    db.execute(statement)
+                db.execute(
+                    "INSERT INTO schema_migrations VALUES (?, ?, ?)",
+                    (migration.version, migration.name, _now_us()),
+                )
+
+    @property
+    def schema_version(self) -> int:
+        with self._reading() as db:
+            return int(db.execute("SELECT MAX(version) FROM schema_migrations").fetchone()[0])
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -249,15 +225,106 @@ class SqliteEventStore:
                 rows,
             )
 
+    def set_clip(self, event_id: str, key: str) -> None:
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO clips (event_id, key) VALUES (?, ?) "
+                "ON CONFLICT (event_id) DO UPDATE SET key = excluded.key",
+                (event_id, key),
+            )
+
+    def set_locked(self, event_id: str, locked: bool) -> bool:
+        with self._transaction() as db:
+            if db.execute("SELECT 1 FROM events WHERE id = ?", (event_id,)).fetchone() is None:
+                return False
+            if locked:
+                db.execute(
+                    "INSERT OR IGNORE INTO locks (event_id, locked_us) VALUES (?, ?)", (event_id, _now_us())
+                )
+            else:
+                db.execute("DELETE FROM locks WHERE event_id = ?", (event_id,))
+            return True
+
+    def clear_media(self, event_id: str) -> None:
+        with self._transaction() as db:
+            db.execute("DELETE FROM snapshots WHERE event_id = ?", (event_id,))
+            db.execute("DELETE FROM clips WHERE event_id = ?", (event_id,))
+            db.execute("UPDATE events SET snapshot = NULL WHERE id = ?", (event_id,))
+
+    def delete_events(self, event_ids: Sequence[str]) -> int:
+        ids = [(i,) for i in event_ids]
+        if not ids:
+            return 0
+        with self._transaction() as db:
+            for table, column in (
+                ("event_classes", "event_id"),
+                ("snapshots", "event_id"),
+                ("clips", "event_id"),
+            ):
+                db.executemany(f"DELETE FROM {table} WHERE {column} = ?", ids)
+            # Never a locked event, even if the caller raced with a lock.
+            deleted = 0
+            for (event_id,) in ids:
+                deleted += db.execute(
+                    "DELETE FROM events WHERE id = ? AND id NOT IN (SELECT event_id FROM locks)", (event_id,)
+                ).rowcount
+            return deleted
+
+    def delete_traffic(self, before: datetime, camera: str | None = None) -> int:
+        sql, params = "DELETE FROM traffic WHERE minute_us < ?", [to_epoch_us(before)]
+        if camera is not None:
+            sql += " AND camera = ?"
+            params.append(camera)
+        with self._transaction() as db:
+            return db.execute(sql, params).rowcount
+
     # -- reads ----------------------------------------------------------------
 
     def get(self, event_id: str) -> Event | None:
         with self._reading() as db:
             row = db.execute(
-                _SELECT + " FROM events e LEFT JOIN snapshots s ON s.event_id = e.id WHERE e.id = ?",
+                _SELECT + " FROM events e" + _JOINS + " WHERE e.id = ?",
                 (event_id,),
             ).fetchone()
         return None if row is None else _event(row)
+
+    def open_events(self) -> list[Event]:
+        with self._reading() as db:
+            rows = db.execute(
+                _SELECT + " FROM events e" + _JOINS + " WHERE e.active = 1 ORDER BY e.start_us, e.id"
+            ).fetchall()
+        return [_event(r) for r in rows]
+
+    def expired(
+        self,
+        before: datetime,
+        *,
+        camera: str | None = None,
+        types: Sequence[EventType] | None = None,
+        limit: int = 500,
+    ) -> list[Event]:
+        where = ["e.active = 0", "e.end_us < ?", "l.event_id IS NULL"]
+        params: list[Any] = [to_epoch_us(before)]
+        if camera is not None:
+            where.append("e.camera = ?")
+            params.append(camera)
+        if types is not None:
+            where.append(f"e.type IN ({', '.join('?' * len(types))})")
+            params.extend(str(EventType(t)) for t in types)
+        sql = f"{_SELECT} FROM events e{_JOINS} WHERE {' AND '.join(where)} ORDER BY e.end_us, e.id LIMIT ?"
+        with self._reading() as db:
+            rows = db.execute(sql, [*params, limit]).fetchall()
+        return [_event(r) for r in rows]
+
+    def oldest_with_media(self, limit: int = 100) -> list[Event]:
+        sql = (
+            f"{_SELECT} FROM events e{_JOINS} WHERE e.active = 0 AND l.event_id IS NULL"
+            " AND (s.key IS NOT NULL OR v.key IS NOT NULL OR e.snapshot IS NOT NULL)"
+            " ORDER BY e.end_us, e.id LIMIT ?"
+        )
+        with self._reading() as db:
+            rows = db.execute(sql, (limit,)).fetchall()
+        return [_event(r) for r in rows]
 
     def _query(self, filters: EventFilters) -> tuple[str, list[str], list[Any], str, str]:
         """FROM clause, WHERE terms, parameters and the two columns of the page key."""
@@ -302,7 +369,7 @@ class SqliteEventStore:
             where.append(f"({key_us}, {key_id}) < (?, ?)")
             params.extend((after_us, after_id))
         sql = (
-            f"{_SELECT} FROM {source} LEFT JOIN snapshots s ON s.event_id = e.id"
+            f"{_SELECT} FROM {source}{_JOINS}"
             f"{' WHERE ' + ' AND '.join(where) if where else ''}"
             f" ORDER BY {key_us} DESC, {key_id} DESC LIMIT ?"
         )
@@ -403,6 +470,8 @@ def _event(row: sqlite3.Row | tuple[Any, ...]) -> Event:
         data,
         snap_key,
         snap_score,
+        clip_key,
+        locked,
     ) = row
     return Event(
         id=id_,
@@ -418,5 +487,11 @@ def _event(row: sqlite3.Row | tuple[Any, ...]) -> Event:
         active=bool(active),
         score=score if snap_key is None else snap_score,
         snapshot=snapshot if snap_key is None else snap_key,
+        clip=clip_key,
+        locked=bool(locked),
         data=json.loads(data),
     )
+
+
+def _now_us() -> int:
+    return to_epoch_us(datetime.now(UTC))

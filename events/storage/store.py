@@ -139,6 +139,27 @@ class EventStore(Protocol):
         """Add the counts to the stored per-minute rows (``count += n``), in one transaction."""
         ...
 
+    def set_clip(self, event_id: str, key: str) -> None:
+        """Record the object-store key of the event's MP4 clip (may come before the event's row)."""
+        ...
+
+    def set_locked(self, event_id: str, locked: bool) -> bool:
+        """Lock (evidence: never purged) or unlock an event; False when there is no such event."""
+        ...
+
+    def clear_media(self, event_id: str) -> None:
+        """Forget the event's snapshot and clip keys (their objects were deleted); the row stays."""
+        ...
+
+    def delete_events(self, event_ids: Sequence[str]) -> int:
+        """Delete these events with their class index, snapshot and clip rows; locked events are
+        kept whatever the caller asked. Returns how many were deleted."""
+        ...
+
+    def delete_traffic(self, before: datetime, camera: str | None = None) -> int:
+        """Delete the per-minute counts of minutes before ``before``; returns how many rows."""
+        ...
+
     def get(self, event_id: str) -> Event | None:
         """The event with this id, or ``None``."""
         ...
@@ -152,6 +173,27 @@ class EventStore(Protocol):
 
     def count_events(self, filters: EventFilters | None = None) -> int:
         """How many events match ``filters``."""
+        ...
+
+    def open_events(self) -> list[Event]:
+        """Every event still active, oldest first (at start-up: those a crashed run left open)."""
+        ...
+
+    def expired(
+        self,
+        before: datetime,
+        *,
+        camera: str | None = None,
+        types: Sequence[EventType] | None = None,
+        limit: int = 500,
+    ) -> list[Event]:
+        """Ended, unlocked events that ended before ``before`` (of ``camera``, of ``types``), the
+        oldest end first: what retention deletes."""
+        ...
+
+    def oldest_with_media(self, limit: int = 100) -> list[Event]:
+        """Ended, unlocked events that still hold a snapshot or clip, the oldest end first: whose
+        media goes first when the disk fills."""
         ...
 
     def traffic(

@@ -373,7 +373,7 @@ def test_newer_schema_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "e.db"
     SqliteEventStore(path).close()
     with sqlite3.connect(path) as db:
-        db.execute("PRAGMA user_version=99")
+        db.execute("INSERT INTO schema_migrations VALUES (99, 'from_the_future', 0)")
     from events.storage.store import StorageError
 
     with pytest.raises(StorageError, match="schema version 99"):

@@ -1,0 +1,137 @@
+"""The store's lifecycle contract: open events after a crash, clips, evidence locks, retention queries,
+schema migrations. Written against the EventStore protocol so every backend runs it."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from events.model import Event, EventTransition, EventType, Phase, TrafficCount
+from events.storage.migrations import latest
+from events.storage.sqlite import SqliteEventStore
+from events.storage.store import EventStore
+
+T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+
+
+def _event(
+    i: int, *, ended: bool = True, type_: EventType = EventType.ZONE_INTRUSION, camera: str = "cam1"
+) -> Event:
+    start = T0 + timedelta(minutes=i)
+    return Event(
+        camera=camera,
+        rule="r",
+        type=type_,
+        classes=["person"],
+        track_ids=[i],
+        start_pts=float(i),
+        start_time=start,
+        end_pts=float(i) + 5 if ended else None,
+        end_time=start + timedelta(seconds=5) if ended else None,
+        active=not ended,
+    )
+
+
+def _store_all(store: EventStore, events: list[Event]) -> None:
+    store.apply_many(
+        [EventTransition(phase=Phase.END if not e.active else Phase.START, event=e) for e in events]
+    )
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[EventStore]:
+    s = SqliteEventStore(tmp_path / "events.db")
+    yield s
+    s.close()
+
+
+def test_open_events_are_the_active_ones_oldest_first(store: EventStore) -> None:
+    events = [_event(2, ended=False), _event(0), _event(1, ended=False)]
+    _store_all(store, events)
+    assert [e.id for e in store.open_events()] == [events[2].id, events[0].id]
+
+
+def test_clip_and_lock_come_back_with_the_event(store: EventStore) -> None:
+    ev = _event(0)
+    store.set_clip(ev.id, "clips/cam1/x.mp4")  # before the row exists: kept
+    _store_all(store, [ev])
+    assert store.set_locked(ev.id, True) is True
+    got = store.get(ev.id)
+    assert got is not None and got.clip == "clips/cam1/x.mp4" and got.locked
+    assert store.set_locked("no-such-event", True) is False
+    assert store.set_locked(ev.id, False) and not store.get(ev.id).locked  # type: ignore[union-attr]
+
+
+def test_expired_skips_open_locked_and_young_events(store: EventStore) -> None:
+    old, locked, young, still_open = _event(0), _event(1), _event(30), _event(2, ended=False)
+    crossing = _event(3, type_=EventType.LINE_CROSSING)
+    _store_all(store, [old, locked, young, still_open, crossing])
+    store.set_locked(locked.id, True)
+    cutoff = T0 + timedelta(minutes=10)
+    assert [e.id for e in store.expired(cutoff)] == [old.id, crossing.id]
+    assert [e.id for e in store.expired(cutoff, types=[EventType.LINE_CROSSING])] == [crossing.id]
+    assert store.expired(cutoff, camera="cam2") == []
+    assert [e.id for e in store.expired(cutoff, limit=1)] == [old.id]
+
+
+def test_delete_events_never_deletes_a_locked_one(store: EventStore) -> None:
+    a, b = _event(0), _event(1)
+    _store_all(store, [a, b])
+    store.set_snapshot(a.id, "snap/a.jpg", 0.9)
+    store.set_locked(b.id, True)
+    assert store.delete_events([a.id, b.id]) == 1
+    assert store.get(a.id) is None and store.get(b.id) is not None
+    store.set_snapshot(a.id, "snap/a.jpg", 0.9)  # a late snapshot row for a deleted event is harmless
+    assert store.count_events() == 1
+
+
+def test_media_of_the_oldest_unlocked_events_first_then_cleared(store: EventStore) -> None:
+    a, b, c = _event(0), _event(1), _event(2)
+    _store_all(store, [a, b, c])
+    store.set_snapshot(a.id, "snap/a.jpg", 0.9)
+    store.set_clip(b.id, "clips/b.mp4")
+    store.set_snapshot(c.id, "snap/c.jpg", 0.9)
+    store.set_locked(a.id, True)
+    assert [e.id for e in store.oldest_with_media(10)] == [b.id, c.id]
+    store.clear_media(b.id)
+    after = store.get(b.id)
+    assert after is not None and after.clip is None and after.snapshot is None
+    assert [e.id for e in store.oldest_with_media(10)] == [c.id]
+
+
+def test_delete_traffic_before_a_minute(store: EventStore) -> None:
+    rows = [
+        TrafficCount(
+            camera=cam, line="l", class_name="car", direction="in", minute=T0 + timedelta(minutes=m), count=1
+        )
+        for cam in ("cam1", "cam2")
+        for m in range(3)
+    ]
+    store.add_traffic(rows)
+    assert store.delete_traffic(T0 + timedelta(minutes=2), camera="cam1") == 2
+    assert store.delete_traffic(T0 + timedelta(minutes=1)) == 1
+    assert sum(r.count for r in store.traffic()) == 3
+
+
+def test_a_schema_1_database_is_upgraded_in_place(tmp_path: Path) -> None:
+    """A file written before migrations were numbered (PRAGMA user_version 1) keeps its events."""
+    path = tmp_path / "old.db"
+    store = SqliteEventStore(path)
+    ev = _event(0)
+    _store_all(store, [ev])
+    store.close()
+    with sqlite3.connect(path) as db:  # back to what khupho 0.1 left: no numbered migrations, no v2 tables
+        db.execute("DROP TABLE schema_migrations")
+        db.execute("DROP TABLE clips")
+        db.execute("DROP TABLE locks")
+        db.execute("DROP INDEX events_by_end")
+        db.execute("PRAGMA user_version=1")
+    upgraded = SqliteEventStore(path)
+    assert upgraded.schema_version == latest("sqlite") >= 2
+    assert upgraded.get(ev.id) is not None
+    upgraded.set_clip(ev.id, "clips/x.mp4")
+    upgraded.close()
