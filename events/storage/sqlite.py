@@ -73,6 +73,12 @@ _JOINS = (
     " LEFT JOIN locks l ON l.event_id = e.id"
 )
 
+_ADD_TRAFFIC = (
+    "INSERT INTO traffic (camera, line, minute_us, class_name, direction, count) VALUES (?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (camera, line, minute_us, class_name, direction) "
+    "DO UPDATE SET count = count + excluded.count"
+)
+
 _MINUTE_US = 60_000_000
 _QUARTER_US = 15 * _MINUTE_US  # every UTC offset in use is a multiple of 15 minutes
 
@@ -165,10 +171,25 @@ class SqliteEventStore:
         self.apply_many((transition,))
 
     def apply_many(self, transitions: Iterable[EventTransition]) -> None:
+        self.apply_batch(transitions, ())
+
+    def apply_batch(
+        self,
+        transitions: Iterable[EventTransition],
+        traffic: Iterable[TrafficCount],
+        *,
+        batch_id: str | None = None,
+    ) -> bool:
         rows = [self._row(t) for t in transitions]  # validate before taking the lock
-        if not rows:
-            return
+        counts = _traffic_rows(traffic)
+        if not rows and not counts and batch_id is None:
+            return True
         with self._transaction() as db:
+            if batch_id is not None:
+                seen = db.execute("SELECT 1 FROM applied_batches WHERE batch_id = ?", (batch_id,)).fetchone()
+                if seen is not None:
+                    return False
+                db.execute("INSERT INTO applied_batches VALUES (?, ?)", (batch_id, _now_us()))
             for row, classes in rows:
                 if db.execute(_UPSERT, row).rowcount == 0:
                     continue  # an older phase arriving late: the stored row wins
@@ -177,6 +198,15 @@ class SqliteEventStore:
                     "INSERT OR IGNORE INTO event_classes (class_name, start_us, event_id) VALUES (?, ?, ?)",
                     [(c, row["start_us"], row["id"]) for c in classes],
                 )
+            if counts:
+                db.executemany(_ADD_TRAFFIC, counts)
+        return True
+
+    def forget_batches(self, before: datetime) -> int:
+        with self._transaction() as db:
+            return db.execute(
+                "DELETE FROM applied_batches WHERE applied_us < ?", (to_epoch_us(before),)
+            ).rowcount
 
     @staticmethod
     def _row(transition: EventTransition) -> tuple[dict[str, Any], list[str]]:
@@ -210,20 +240,7 @@ class SqliteEventStore:
             )
 
     def add_traffic(self, counts: Iterable[TrafficCount]) -> None:
-        rows = []
-        for c in counts:
-            minute = to_epoch_us(c.minute)
-            rows.append((c.camera, c.line, minute - minute % _MINUTE_US, c.class_name, c.direction, c.count))
-        if not rows:
-            return
-        with self._transaction() as db:
-            db.executemany(
-                "INSERT INTO traffic (camera, line, minute_us, class_name, direction, count) "
-                "VALUES (?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT (camera, line, minute_us, class_name, direction) "
-                "DO UPDATE SET count = count + excluded.count",
-                rows,
-            )
+        self.apply_batch((), counts)
 
     def set_clip(self, event_id: str, key: str) -> None:
         with self._transaction() as db:
@@ -495,3 +512,11 @@ def _event(row: sqlite3.Row | tuple[Any, ...]) -> Event:
 
 def _now_us() -> int:
     return to_epoch_us(datetime.now(UTC))
+
+
+def _traffic_rows(counts: Iterable[TrafficCount]) -> list[tuple[str, str, int, str, str, int]]:
+    rows = []
+    for c in counts:
+        minute = to_epoch_us(c.minute)
+        rows.append((c.camera, c.line, minute - minute % _MINUTE_US, c.class_name, c.direction, c.count))
+    return rows

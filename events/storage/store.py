@@ -128,7 +128,26 @@ class EventStore(Protocol):
         ...
 
     def apply_many(self, transitions: Iterable[EventTransition]) -> None:
-        """Apply transitions in order, all in one transaction (the writer batches)."""
+        """Apply transitions in order, all in one transaction."""
+        ...
+
+    def apply_batch(
+        self,
+        transitions: Iterable[EventTransition],
+        traffic: Iterable[TrafficCount],
+        *,
+        batch_id: str | None = None,
+    ) -> bool:
+        """Apply transitions in order and add traffic counts, all in one transaction (the writer's
+        unit: a line crossing and its count are stored together or not at all).
+
+        With ``batch_id``, a batch already applied is skipped whole and False returned, so a
+        batch replayed from the journal after a crash never counts traffic twice.
+        """
+        ...
+
+    def forget_batches(self, before: datetime) -> int:
+        """Forget the ids of batches applied before ``before`` (their replays are over)."""
         ...
 
     def set_snapshot(self, event_id: str, key: str, score: float) -> None:

@@ -128,6 +128,7 @@ def test_a_schema_1_database_is_upgraded_in_place(tmp_path: Path) -> None:
         db.execute("DROP TABLE schema_migrations")
         db.execute("DROP TABLE clips")
         db.execute("DROP TABLE locks")
+        db.execute("DROP TABLE applied_batches")
         db.execute("DROP INDEX events_by_end")
         db.execute("PRAGMA user_version=1")
     upgraded = SqliteEventStore(path)
@@ -135,3 +136,14 @@ def test_a_schema_1_database_is_upgraded_in_place(tmp_path: Path) -> None:
     assert upgraded.get(ev.id) is not None
     upgraded.set_clip(ev.id, "clips/x.mp4")
     upgraded.close()
+
+
+def test_a_batch_replayed_adds_its_counts_once(store: EventStore) -> None:
+    ev = _event(0, type_=EventType.LINE_CROSSING)
+    count = TrafficCount(camera="cam1", line="l", class_name="car", direction="in", minute=T0, count=1)
+    start = EventTransition(phase=Phase.END, event=ev)
+    assert store.apply_batch([start], [count], batch_id="run1:1") is True
+    assert store.apply_batch([start], [count], batch_id="run1:1") is False  # the journal's replay
+    assert store.apply_batch([], [count], batch_id="run1:2") is True
+    assert sum(r.count for r in store.traffic()) == 2 and store.count_events() == 1
+    assert store.forget_batches(datetime.now(UTC) + timedelta(seconds=1)) == 2
