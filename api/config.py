@@ -47,6 +47,8 @@ class KhuphoConfig(ConfigModel):
     storage: StorageConfig = Field(default_factory=StorageConfig)
     api: ApiConfig = Field(default_factory=ApiConfig)
     cameras: dict[str, CameraConfig] = Field(min_length=1)
+    # SIGTERM/SIGINT: how long cameras, the event writer and snapshot uploads get to finish.
+    shutdown_timeout_s: float = Field(10.0, gt=0, le=600)
 
     @model_validator(mode="after")
     def _camera_ids(self) -> Self:
@@ -100,6 +102,7 @@ def _anchor_paths(config: KhuphoConfig, base: Path) -> KhuphoConfig:
         update={
             "database": storage.database.model_copy(update={"path": base / storage.database.path}),
             "objects": objects,
+            "state_dir": None if storage.state_dir is None else base / storage.state_dir,
         }
     )
     cameras = {

@@ -116,6 +116,18 @@ class KhuphoMetrics:
         self._queue_depth = Gauge(
             "queue_depth", "Items waiting in a pipeline queue", ["queue"], namespace=ns, registry=reg
         )
+        self._journal_bytes = Gauge(
+            "writer_journal_bytes",
+            "Event batches waiting on disk because the event store fell behind",
+            namespace=ns,
+            registry=reg,
+        )
+        self._oldest_unwritten = Gauge(
+            "writer_oldest_unwritten_seconds",
+            "Age of the oldest event batch not yet stored (the live feed lags by this much)",
+            namespace=ns,
+            registry=reg,
+        )
         self._events = Counter(
             "event_transitions",
             "Event transitions emitted by the rules",
@@ -172,6 +184,10 @@ class KhuphoMetrics:
 
     def set_queue_depth(self, *, queue: str, n: int) -> None:
         self._queue_depth.labels(queue).set(n)
+
+    def set_writer_state(self, *, journal_bytes: int, oldest_unwritten_s: float) -> None:
+        self._journal_bytes.set(journal_bytes)
+        self._oldest_unwritten.set(oldest_unwritten_s)
 
     def event_transition(self, *, transition: EventTransition) -> None:
         ev = transition.event

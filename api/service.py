@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -21,6 +24,7 @@ from events.storage import EventBus, SnapshotWriter, open_event_store, open_obje
 from ingest.status import RateMeter
 from models import resolve_model
 from pipeline import CameraWorker, EventSink
+from pipeline.recovery import Heartbeat, end_interrupted
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +72,14 @@ class Service:
         self.batcher = InferenceBatcher(
             self.detector, max_wait_ms=config.batching.max_wait_ms, on_batch=self.metrics.observe_inference
         )
-        self.sink = EventSink(self.store, self.bus, self.snapshots, observer=self.metrics)
+        state_dir = config.storage.local_state_dir
+        self.heartbeat = Heartbeat(state_dir)
+        self.sink = EventSink(
+            self.store, self.bus, self.snapshots, observer=self.metrics, journal_dir=state_dir
+        )
+        # What a crashed run left: its journal is stored first (by the writer), then its open events end.
+        self.sink.replay_journal()
+        end_interrupted(self.store, self.heartbeat.last())
         self.workers: dict[str, CameraWorker] = {}
         self.errors: dict[str, str] = {}
         for cam_id, cam in config.cameras.items():
@@ -103,6 +114,7 @@ class Service:
         )
 
     def start(self) -> Service:
+        self.sink.start()
         if self.snapshots is not None:
             self.snapshots.start()
         for worker in self.workers.values():
@@ -112,16 +124,37 @@ class Service:
         return self
 
     def stop(self) -> None:
+        """Stop within ``shutdown_timeout_s``: cameras in parallel (their open events end), then the
+        event writer and the snapshot writer finish what they hold. What is not stored by then is
+        kept on disk (journal, spool) for the next start."""
+        started = time.monotonic()
+        budget = self.config.shutdown_timeout_s
+
+        def left() -> float:
+            return max(0.5, budget - (time.monotonic() - started))
+
         self._stop.set()
-        for worker in self.workers.values():
-            worker.stop()
-        self.batcher.close()
-        self.sink.flush()
+        stoppers = [
+            threading.Thread(target=w.stop, kwargs={"timeout": budget / 2}, name=f"stop-{c}", daemon=True)
+            for c, w in self.workers.items()
+        ]
+        for t in stoppers:
+            t.start()
+        for t in stoppers:
+            t.join(left())
+        self.batcher.close(timeout=left())
+        stored = self.sink.close(timeout=left())
         if self.snapshots is not None:
-            self.snapshots.close()
+            self.snapshots.close(timeout=left())
+        self.heartbeat.beat()
         self.bus.close()
         self.store.close()
         self.objects.close()
+        log.info(
+            "stopped in %.1f s%s",
+            time.monotonic() - started,
+            "" if stored else " (event batches left in the journal for the next start)",
+        )
 
     def camera_statuses(self) -> list[dict[str, Any]]:
         out = []
@@ -180,12 +213,15 @@ class Service:
                 c.decoded, c.dropped, c.reconnects = stats.decoded, st.dropped_frames, st.reconnects
             metrics.set_queue_depth(queue="inference", n=self.batcher.queue_depth())
             metrics.set_queue_depth(queue="store_backlog", n=self.sink.backlog)
-            if self.sink.backlog:
-                self.sink.flush()
+            metrics.set_writer_state(
+                journal_bytes=self.sink.journal_bytes, oldest_unwritten_s=self.sink.oldest_unwritten_age()
+            )
+            self.heartbeat.beat()
 
     def serve(self, on_ready: Callable[[str], None] | None = None) -> None:
-        """Run the API in this thread until interrupted; cameras run meanwhile; stop everything after."""
-        server = self.server = uvicorn.Server(
+        """Run the API in this thread until SIGTERM or SIGINT (or :meth:`shutdown`); cameras run
+        meanwhile; then stop everything within ``shutdown_timeout_s``. A second signal exits at once."""
+        server = self.server = _Server(
             uvicorn.Config(
                 self.app,
                 host=self.config.api.host,
@@ -196,6 +232,7 @@ class Service:
                 timeout_graceful_shutdown=2,
             )
         )
+        restore = self._handle_signals()
         self.start()
         try:
             if on_ready is not None:
@@ -203,11 +240,52 @@ class Service:
             server.run()
         finally:
             self.stop()
+            restore()
 
     def shutdown(self) -> None:
         """Ask a running ``serve()`` to stop (from another thread); it stops the cameras on its way out."""
         if self.server is not None:
             self.server.should_exit = True
+
+    def _handle_signals(self) -> Callable[[], None]:
+        """SIGTERM (systemd, Docker, Kubernetes) and SIGINT (Ctrl-C) both stop gracefully; a second
+        one exits at once. Only the main thread can take signals: elsewhere (tests) nothing changes."""
+        if threading.current_thread() is not threading.main_thread():
+            return lambda: None
+        received: list[int] = []
+
+        def on_signal(signum: int, _frame: object) -> None:
+            received.append(signum)
+            name = signal.Signals(signum).name
+            if len(received) > 1:
+                log.error("%s again: exiting at once, without finishing the stop", name)
+                logging.shutdown()
+                os._exit(128 + signum)
+            log.info(
+                "%s: stopping (up to %.0f s; %s again exits at once)",
+                name,
+                self.config.shutdown_timeout_s,
+                name,
+            )
+            self.shutdown()
+
+        previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+
+        def restore() -> None:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+        return restore
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server without its own signal handling: the service's handlers stop everything, in
+    order (uvicorn re-raises a captured SIGTERM after serving, which would kill the process before the
+    cameras, the writer and the uploads have finished)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
 
 
 def _announce(server: uvicorn.Server, on_ready: Callable[[str], None]) -> None:

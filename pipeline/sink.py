@@ -1,31 +1,50 @@
 """Where a camera's results go: the event store, the live bus, snapshots and traffic counts.
 
-Nothing is dropped when storage hiccups: transitions and counts that could not
-be written are kept in order and written before anything newer, and the bus
-only publishes what has been stored, so the live feed never shows an event the
-API cannot return.
+Camera threads never wait for storage. ``publish`` hands a batch (the frame's
+transitions and traffic counts) to a bounded in-memory queue and returns; one
+writer thread stores batches in order, each in one transaction
+(``EventStore.apply_batch``), and publishes their transitions on the live bus
+once stored, so the feed never shows an event the API cannot return. While
+the store is slow or down the writer retries with backoff and the queue
+fills; batches that find it full go to the on-disk journal instead, and every
+later batch follows them there until the journal is drained, so order is kept.
+Nothing is dropped: after a crash the journal is replayed at start-up, and
+batch ids make a replayed batch a no-op. Snapshots go to the snapshot writer
+at once: their rows are apart from the events' and may come first.
+
+Bound: the live feed lags the cameras by the writer's backlog, which
+``/metrics`` shows (``khupho_writer_oldest_unwritten_seconds``); with a
+healthy store it is a few milliseconds.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
+import queue
+import secrets
 import threading
 import time
-from collections import deque
 from collections.abc import Sequence
+from pathlib import Path
 
 from events.model import EventTransition, TrafficCount
 from events.rules.base import SnapshotCandidate
 from events.storage.bus import EventBus
 from events.storage.snapshot import SnapshotWriter
 from events.storage.store import EventStore, StorageError
+from pipeline.journal import Batch, Journal
 from pipeline.observer import PipelineObserver
 
 log = logging.getLogger(__name__)
 
+RETRY_INITIAL_S = 0.2
+RETRY_MAX_S = 5.0
+JOURNAL_READ = 256  # batches read from the journal at a time
+
 
 class EventSink:
-    """Thread-safe fan-out of results from every camera worker."""
+    """Thread-safe hand-over of every camera worker's results to one writer thread."""
 
     def __init__(
         self,
@@ -34,15 +53,55 @@ class EventSink:
         snapshots: SnapshotWriter | None,
         *,
         observer: PipelineObserver,
+        journal_dir: Path,
+        max_queue: int = 1024,
     ) -> None:
         self.store = store
         self.bus = bus
         self.snapshots = snapshots
         self.observer = observer
-        self._lock = threading.Lock()
-        self._pending_transitions: deque[EventTransition] = deque()
-        self._pending_traffic: deque[TrafficCount] = deque()
+        self._queue: queue.Queue[Batch] = queue.Queue(maxsize=max_queue)
+        self._journal = Journal(journal_dir)
+        self._lock = threading.Lock()  # the journal and the spilling flag
+        self._spilling = self._journal.pending > 0  # batches left by the last run come first
+        self._run_id = secrets.token_hex(4)
+        self._seq = itertools.count(1)
+        self._idle = threading.Condition(self._lock)
+        self._writing: Batch | None = None  # the batch being stored now
+        self._writing_from_queue = False
+        self._stop = threading.Event()
         self._last_error_log = 0.0
+        self.stored_batches = 0
+        self._thread = threading.Thread(target=self._run, name="event-writer", daemon=True)
+        if self._journal.pending:
+            log.warning(
+                "event journal %s holds %d batches not yet stored: storing them first",
+                self._journal.path,
+                self._journal.pending,
+            )
+
+    def start(self) -> EventSink:
+        self._thread.start()
+        return self
+
+    def replay_journal(self) -> int:
+        """Store what the journal holds (left by a crashed or timed-out run), before the writer
+        starts; returns how many batches. Batches already stored are skipped by their ids."""
+        replayed = 0
+        while self._journal.pending:
+            batches, end, lines = self._journal.read(JOURNAL_READ)
+            if not lines:
+                break  # only a torn last line: the crashed append never finished
+            for batch in batches:
+                self._store(batch, from_queue=False)
+            self._journal.advance(end, lines)
+            replayed += len(batches)
+        self._spilling = self._journal.pending > 0
+        if replayed:
+            log.warning("stored %d event batches from the journal of the previous run", replayed)
+        return replayed
+
+    # -- camera side ------------------------------------------------------------------------------------
 
     def publish(
         self,
@@ -50,45 +109,145 @@ class EventSink:
         snapshots: Sequence[SnapshotCandidate] = (),
         traffic: Sequence[TrafficCount] = (),
     ) -> None:
-        with self._lock:
-            self._pending_transitions.extend(transitions)
-            self._pending_traffic.extend(traffic)
-            stored = self._flush_locked()
-        for t in stored:
-            self.bus.publish(t)
-            self.observer.event_transition(transition=t)
+        """Hand over one frame's results; never blocks on storage."""
         if self.snapshots is not None:
-            for candidate in snapshots:  # after the event rows exist, so set_snapshot finds them
+            for candidate in snapshots:
                 self.snapshots.submit(candidate)
+        if not transitions and not traffic:
+            return
+        batch = Batch(f"{self._run_id}:{next(self._seq)}", time.time(), list(transitions), list(traffic))
+        with self._lock:
+            if not self._spilling:
+                try:
+                    self._queue.put_nowait(batch)
+                    return
+                except queue.Full:
+                    self._spilling = True
+                    log.warning(
+                        "event writer behind (%d batches queued): new batches go to the journal %s",
+                        self._queue.maxsize,
+                        self._journal.path,
+                    )
+            self._journal.append(batch)
 
-    def flush(self) -> bool:
-        """Retry what is pending; True when nothing is left."""
-        self.publish([])
-        return not self._pending_transitions and not self._pending_traffic
+    # -- state ------------------------------------------------------------------------------------------
 
     @property
     def backlog(self) -> int:
-        return len(self._pending_transitions) + len(self._pending_traffic)
+        """Batches published and not yet stored (queued, being written, or in the journal)."""
+        with self._lock:
+            return self._queue.qsize() + self._journal.pending + (self._writing is not None)
 
-    def _flush_locked(self) -> list[EventTransition]:
-        stored: list[EventTransition] = []
-        try:
-            if self._pending_transitions:
-                batch = list(self._pending_transitions)
-                self.store.apply_many(batch)
-                self._pending_transitions.clear()
-                stored = batch
-            if self._pending_traffic:
-                self.store.add_traffic(list(self._pending_traffic))
-                self._pending_traffic.clear()
-        except StorageError as exc:
-            now = time.monotonic()
-            if now - self._last_error_log > 5.0:
-                self._last_error_log = now
-                log.error(
-                    "event store unavailable, keeping %d transitions and %d counts to retry: %s",
-                    len(self._pending_transitions),
-                    len(self._pending_traffic),
-                    exc,
+    @property
+    def journal_bytes(self) -> int:
+        with self._lock:
+            return self._journal.unread_bytes
+
+    def oldest_unwritten_age(self) -> float:
+        """Seconds since the oldest batch not yet stored was published (0 when all is stored)."""
+        with self._lock:
+            oldest = self._writing
+            if oldest is None:
+                with self._queue.mutex:
+                    oldest = self._queue.queue[0] if self._queue.queue else None
+            if oldest is None and self._journal.pending:
+                batches, _, _ = self._journal.read(1)
+                oldest = batches[0] if batches else None
+        return max(0.0, time.time() - oldest.created) if oldest is not None else 0.0
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until everything published so far is stored; False on timeout."""
+        with self._idle:
+            return self._idle.wait_for(
+                # unfinished_tasks counts a batch taken off the queue until it is stored.
+                lambda: self._queue.unfinished_tasks == 0 and self._journal.pending == 0,
+                timeout,
+            )
+
+    def close(self, timeout: float = 10.0) -> bool:
+        """Store what is pending for up to ``timeout`` seconds, then stop the writer. Whatever is left
+        goes to the journal, to be stored at the next start; True when nothing was left."""
+        done = self.flush(timeout)
+        self._stop.set()
+        if self._thread.ident is not None:
+            self._thread.join(max(1.0, RETRY_MAX_S))
+        with self._lock:
+            left = []
+            while True:
+                try:
+                    left.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            if self._writing is not None and self._writing_from_queue:  # given up on mid-retry
+                left.insert(0, self._writing)
+            self._writing = None
+            # Queued batches are older than the journal's: rewrite it with them first.
+            if left:
+                rest, end, lines = self._journal.read(10**9)
+                self._journal.advance(end, lines)
+                for batch in left + rest:
+                    self._journal.append(batch)
+            pending = self._journal.pending
+            self._journal.close()
+        if pending:
+            log.warning(
+                "%d event batches not stored at shutdown: kept in the journal for the next start", pending
+            )
+        return done and not pending
+
+    # -- writer thread ----------------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                batch = self._queue.get(timeout=0.2)
+            except queue.Empty:
+                batch = None
+            if batch is not None:
+                self._store(batch, from_queue=True)
+                continue
+            # The queue is empty: the journal's batches (all newer than anything queued) are next.
+            with self._lock:
+                batches, end, lines = (
+                    self._journal.read(JOURNAL_READ) if self._journal.pending else ([], 0, 0)
                 )
-        return stored
+                if not batches and not lines:
+                    self._idle.notify_all()
+                    continue
+            for journaled in batches:
+                if not self._store(journaled, from_queue=False):
+                    return  # stopping: the journal keeps them from its stored offset
+            with self._lock:
+                self._journal.advance(end, lines)
+                if self._journal.pending == 0 and self._queue.empty():
+                    self._spilling = False
+                    log.info("event journal drained: batches go through memory again")
+                self._idle.notify_all()
+
+    def _store(self, batch: Batch, *, from_queue: bool) -> bool:
+        """Store one batch, retrying with backoff; False if the sink stopped first."""
+        with self._lock:
+            self._writing, self._writing_from_queue = batch, from_queue
+        delay = RETRY_INITIAL_S
+        while True:
+            try:
+                self.store.apply_batch(batch.transitions, batch.traffic, batch_id=batch.id)
+                break
+            except StorageError as exc:
+                now = time.monotonic()
+                if now - self._last_error_log > 5.0:
+                    self._last_error_log = now
+                    log.error("event store unavailable, %d batches waiting: %s", self.backlog, exc)
+                if self._stop.wait(delay):
+                    return False  # close() takes care of the batch
+                delay = min(RETRY_MAX_S, delay * 2)
+        with self._lock:
+            self._writing = None
+            self.stored_batches += 1
+            if from_queue:
+                self._queue.task_done()
+                self._idle.notify_all()
+        for t in batch.transitions:
+            self.bus.publish(t)
+            self.observer.event_transition(transition=t)
+        return True

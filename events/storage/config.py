@@ -130,9 +130,19 @@ class SnapshotConfig(ConfigModel):
 
 
 class StorageConfig(ConfigModel):
+    # The service's own local state (the writer's journal, the upload spool, the heartbeat);
+    # null: a "state" folder beside the SQLite file, or .khupho/state with a database server.
+    state_dir: Path | None = None
     database: SqliteStoreConfig = Field(default_factory=SqliteStoreConfig)
     objects: ObjectsConfig = Field(default_factory=LocalObjectsConfig)
     snapshots: SnapshotConfig = Field(default_factory=SnapshotConfig)
+
+    @property
+    def local_state_dir(self) -> Path:
+        if self.state_dir is not None:
+            return self.state_dir
+        db_path = getattr(self.database, "path", None)
+        return Path(db_path).parent / "state" if db_path is not None else Path(".khupho/state")
 
 
 def open_event_store(config: SqliteStoreConfig) -> EventStore:
