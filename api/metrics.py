@@ -29,6 +29,7 @@ from prometheus_client.registry import Collector
 from events.model import EventTransition
 from events.storage.bus import BusStats, EventBus
 from events.storage.snapshot import SnapshotStats, SnapshotWriter
+from events.storage.spool import SpoolStats, UploadSpool
 
 # Per-batch inference on CPU ranges from ~5 ms (nano, small batch) to seconds (large model, big batch).
 INFERENCE_BUCKETS = (
@@ -204,6 +205,9 @@ class KhuphoMetrics:
     def watch_snapshots(self, writer: SnapshotWriter) -> None:
         self._watched.snapshots = writer.stats
 
+    def watch_spool(self, spool: UploadSpool) -> None:
+        self._watched.spool = spool.stats
+
     # -- exposition ------------------------------------------------------------------
 
     content_type = CONTENT_TYPE_LATEST
@@ -217,6 +221,7 @@ class _WatchCollector(Collector):
         self.ns = namespace
         self.bus: Callable[[], BusStats] | None = None
         self.snapshots: Callable[[], SnapshotStats] | None = None
+        self.spool: Callable[[], SpoolStats] | None = None
 
     def describe(self) -> Iterable[Metric]:
         return []  # series appear once a component is watched
@@ -248,3 +253,11 @@ class _WatchCollector(Collector):
             yield GaugeMetricFamily(
                 f"{ns}_snapshots_pending", "Snapshot candidates waiting to be written", s.pending
             )
+        if self.spool is not None:
+            u = self.spool()
+            uploads = CounterMetricFamily(f"{ns}_uploads", "Media uploads by outcome", labels=["outcome"])
+            for outcome in ("uploaded", "spooled", "retried", "evicted"):
+                uploads.add_metric([outcome], getattr(u, outcome))
+            yield uploads
+            yield GaugeMetricFamily(f"{ns}_spool_items", "Media waiting in the upload spool", u.pending)
+            yield GaugeMetricFamily(f"{ns}_spool_bytes", "Bytes waiting in the upload spool", u.pending_bytes)

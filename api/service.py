@@ -21,6 +21,7 @@ from api.metrics import KhuphoMetrics
 from detectors import YoloOnnxDetector
 from detectors.batcher import InferenceBatcher
 from events.storage import EventBus, SnapshotWriter, open_event_store, open_object_store
+from events.storage.spool import UploadSpool, link_to_store
 from ingest.status import RateMeter
 from models import resolve_model
 from pipeline import CameraWorker, EventSink
@@ -53,11 +54,21 @@ class Service:
         self.store = open_event_store(config.storage.database)
         self.objects = open_object_store(config.storage.objects)
         self.bus = EventBus()
+        state_dir = config.storage.local_state_dir
+        spool = config.storage.spool
+        self.uploads = UploadSpool(
+            self.objects,
+            state_dir / "spool",
+            on_uploaded=link_to_store(self.store),
+            max_bytes=spool.max_mb << 20,
+            retry_initial_s=spool.retry_initial_s,
+            retry_max_s=spool.retry_max_s,
+        )
+        self.metrics.watch_spool(self.uploads)
         snap = config.storage.snapshots
         self.snapshots = (
             SnapshotWriter(
-                self.objects,
-                self.store,
+                self.uploads,
                 max_side=snap.max_side,
                 quality=snap.quality,
                 crop=snap.crop,
@@ -72,7 +83,6 @@ class Service:
         self.batcher = InferenceBatcher(
             self.detector, max_wait_ms=config.batching.max_wait_ms, on_batch=self.metrics.observe_inference
         )
-        state_dir = config.storage.local_state_dir
         self.heartbeat = Heartbeat(state_dir)
         self.sink = EventSink(
             self.store, self.bus, self.snapshots, observer=self.metrics, journal_dir=state_dir
@@ -115,6 +125,7 @@ class Service:
 
     def start(self) -> Service:
         self.sink.start()
+        self.uploads.start()
         if self.snapshots is not None:
             self.snapshots.start()
         for worker in self.workers.values():
@@ -145,7 +156,8 @@ class Service:
         self.batcher.close(timeout=left())
         stored = self.sink.close(timeout=left())
         if self.snapshots is not None:
-            self.snapshots.close(timeout=left())
+            self.snapshots.close(timeout=left())  # encodes what is queued into the spool
+        self.uploads.close(timeout=left())  # what S3 does not take now is uploaded at the next start
         self.heartbeat.beat()
         self.bus.close()
         self.store.close()

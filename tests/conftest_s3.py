@@ -37,6 +37,7 @@ class S3Server:
     ro_secret_key: str
     data_dir: Path
     pid: int
+    ports: tuple[int, ...]  # every listener's, to start the same server again
 
     @property
     def url(self) -> str:
@@ -65,9 +66,13 @@ def _die_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
-def start_seaweedfs(weed: str, root: Path, timeout: float = 20.0) -> tuple[S3Server, subprocess.Popen[bytes]]:
+def start_seaweedfs(
+    weed: str, root: Path, timeout: float = 20.0, *, ports: list[int] | None = None
+) -> tuple[S3Server, subprocess.Popen[bytes]]:
+    """Start ``weed mini`` in ``root``; with the ``ports`` of an earlier server in the same ``root``,
+    the same server again (its data kept), as after an outage."""
     data = root / "data"
-    data.mkdir(parents=True)
+    data.mkdir(parents=True, exist_ok=True)
     server = dict(
         access_key="khupho-test",
         secret_key="khupho-test-secret-0123456789",
@@ -89,7 +94,8 @@ def start_seaweedfs(weed: str, root: Path, timeout: float = 20.0) -> tuple[S3Ser
         ]
     }
     (root / "s3.json").write_text(json.dumps(config))
-    (s3, s3g, master, masterg, volume, volumeg, filer, filerg, admin, adming) = free_ports(10)
+    ports = ports or free_ports(10)
+    (s3, s3g, master, masterg, volume, volumeg, filer, filerg, admin, adming) = ports
     # Every listener gets an explicit loopback port: the defaults (9333, 8888, port+10000 for
     # gRPC...) collide between parallel runs, and without -ip weed binds a public address.
     cmd = [
@@ -104,12 +110,12 @@ def start_seaweedfs(weed: str, root: Path, timeout: float = 20.0) -> tuple[S3Ser
         f"-filer.localSocket={root / 'filer.sock'}", f"-s3.localSocket={root / 's3.sock'}",
     ]  # fmt: skip
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    log = (root / "weed.log").open("wb")
+    log = (root / "weed.log").open("ab")
     proc = subprocess.Popen(
         cmd, stdout=log, stderr=subprocess.STDOUT, cwd=root, env=env, preexec_fn=_die_with_parent
     )
     log.close()
-    info = S3Server(endpoint=f"{HOST}:{s3}", data_dir=data, pid=proc.pid, **server)
+    info = S3Server(endpoint=f"{HOST}:{s3}", data_dir=data, pid=proc.pid, ports=tuple(ports), **server)
     deadline = time.monotonic() + timeout
     # Ready when S3 answers an authenticated-looking request with its XML error: the gateway is up.
     # A put right after can still race the volume server's first heartbeat, so stores retry.

@@ -138,6 +138,7 @@ class SnapshotCandidate:
     class_name: str
     track_id: int | None
     boxes: np.ndarray  # xyxy float32 [K, 4], not including ``box``
+    evidence: bool = True  # a security event's picture (kept longest when the upload spool fills)
 
 
 @dataclass(slots=True)
@@ -221,6 +222,8 @@ class Rule(ABC):
     """A configured rule on one camera; subclasses implement ``update``."""
 
     event_type: ClassVar[EventType]
+    # Whether the rule's pictures are evidence of an incident (kept longest when space runs out).
+    evidence: ClassVar[bool] = True
 
     def __init__(self, config: Any, camera: str, tz: tzinfo) -> None:
         self.config = config
@@ -360,6 +363,7 @@ class Rule(ABC):
                 class_name=str(ctx.class_name[row]) if class_name is None else class_name,
                 track_id=int(ctx.tracker_id[row]),
                 boxes=_NO_BOXES if boxes is None else np.asarray(boxes, dtype=np.float32).reshape(-1, 4),
+                evidence=self.evidence,
             )
         )
         return True

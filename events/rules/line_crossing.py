@@ -99,6 +99,7 @@ def crossing_step(
 
 class LineCrossingRule(Rule):
     event_type = EventType.LINE_CROSSING
+    evidence = False  # a passer-by counted, not an incident
 
     def __init__(self, config: LineCrossingConfig, camera: str, tz: tzinfo) -> None:
         super().__init__(config, camera, tz)

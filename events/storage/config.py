@@ -129,6 +129,14 @@ class SnapshotConfig(ConfigModel):
     max_pending: int = Field(16, ge=1, le=1024)  # events waiting for encoding; each holds one frame
 
 
+class SpoolConfig(ConfigModel):
+    """Media waiting on local disk while the object store cannot take it."""
+
+    max_mb: int = Field(1024, ge=1)  # the cap; the oldest non-evidence media go first
+    retry_initial_s: float = Field(1.0, gt=0)
+    retry_max_s: float = Field(60.0, gt=0)
+
+
 class StorageConfig(ConfigModel):
     # The service's own local state (the writer's journal, the upload spool, the heartbeat);
     # null: a "state" folder beside the SQLite file, or .khupho/state with a database server.
@@ -136,6 +144,7 @@ class StorageConfig(ConfigModel):
     database: SqliteStoreConfig = Field(default_factory=SqliteStoreConfig)
     objects: ObjectsConfig = Field(default_factory=LocalObjectsConfig)
     snapshots: SnapshotConfig = Field(default_factory=SnapshotConfig)
+    spool: SpoolConfig = Field(default_factory=SpoolConfig)
 
     @property
     def local_state_dir(self) -> Path:

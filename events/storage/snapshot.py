@@ -2,16 +2,16 @@
 
 :func:`encode_snapshot` draws on a copy (never on the pipeline's frame) and encodes.
 :class:`SnapshotWriter` takes snapshot candidates from the rules, keeps the best
-pending one per event, and on its own thread encodes, stores the JPEG under
-``snapshots/{camera}/{yyyy}/{mm}/{dd}/{event_id}.jpg`` and records the key with
+pending one per event, and on its own thread encodes and hands the JPEG to the
+upload spool under ``snapshots/{camera}/{yyyy}/{mm}/{dd}/{event_id}.jpg``; the
+spool uploads it (now, or after an outage) and records the key with
 :meth:`events.storage.store.EventStore.set_snapshot`.
 
 Back-pressure: at most ``max_pending`` events wait. A new candidate for a waiting
 event replaces it when better (``superseded``), otherwise it is ignored
 (``not_better``); a candidate for a new event when the queue is full is dropped,
-counted (``dropped``) and logged. Store failures are counted (``failed``) and
-logged; the event keeps its previous snapshot and a later, better candidate is
-tried again.
+counted (``dropped``) and logged. Encoding failures are counted (``failed``) and
+logged; upload failures are the spool's to retry.
 """
 
 from __future__ import annotations
@@ -31,8 +31,7 @@ from urllib.parse import quote
 import cv2
 import numpy as np
 
-from events.storage.objects import ObjectStore
-from events.storage.store import EventStore
+from events.storage.spool import UploadSpool
 
 log = logging.getLogger(__name__)
 
@@ -208,8 +207,7 @@ class SnapshotWriter:
 
     def __init__(
         self,
-        objects: ObjectStore,
-        store: EventStore,
+        uploads: UploadSpool,
         *,
         max_side: int | None = None,
         quality: int = 85,
@@ -220,8 +218,7 @@ class SnapshotWriter:
     ) -> None:
         if max_pending < 1:
             raise ValueError("max_pending must be at least 1")
-        self.objects = objects
-        self.store = store
+        self.uploads = uploads
         self.max_side = max_side
         self.quality = quality
         self.crop = crop
@@ -369,15 +366,16 @@ class SnapshotWriter:
             crop=self.crop,
             other_boxes=getattr(candidate, "boxes", None),
         )
-        self.objects.put(
-            key,
-            jpeg,
-            "image/jpeg",
-            {
+        self.uploads.put(
+            key=key,
+            data=jpeg,
+            content_type="image/jpeg",
+            metadata={
                 "camera": _ascii(candidate.camera),
                 "event-id": _ascii(candidate.event_id),
                 "class": _ascii(candidate.class_name),
                 "confidence": f"{float(candidate.confidence):.4f}",
             },
+            link={"kind": "snapshot", "event_id": candidate.event_id, "score": float(candidate.confidence)},
+            evidence=bool(getattr(candidate, "evidence", True)),
         )
-        self.store.set_snapshot(candidate.event_id, key, float(candidate.confidence))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from fastapi.testclient import TestClient
 
@@ -160,10 +161,12 @@ def test_metrics_registries_are_independent(parts: Parts) -> None:
     assert b'camera="x"' not in b.render()
 
 
-def test_snapshot_writer_metrics(parts: Parts) -> None:
+def test_snapshot_writer_metrics(parts: Parts, tmp_path: Path) -> None:
     from events.storage.snapshot import SnapshotWriter
+    from events.storage.spool import UploadSpool, link_to_store
 
-    writer = SnapshotWriter(parts.objects, parts.store)
+    spool = UploadSpool(parts.objects, tmp_path / "spool", on_uploaded=link_to_store(parts.store))
+    writer = SnapshotWriter(spool)
     parts.metrics.watch_snapshots(writer)
     text = parts.metrics.render().decode()
     assert 'khupho_snapshots_total{outcome="dropped"} 0.0' in text

@@ -11,6 +11,7 @@ import pytest
 from events.model import Event, EventTransition, EventType, Phase
 from events.storage.objects import LocalObjectStore
 from events.storage.snapshot import SnapshotWriter, encode_snapshot, label_colour, snapshot_key
+from events.storage.spool import UploadSpool, link_to_store
 from events.storage.sqlite import SqliteEventStore
 
 GREY = 90
@@ -146,7 +147,7 @@ def start_event(store: SqliteEventStore, event_id: str) -> None:
 def test_writer_stores_jpeg_metadata_and_key(parts: tuple[LocalObjectStore, SqliteEventStore]) -> None:
     objects, store = parts
     start_event(store, "ev1")
-    with SnapshotWriter(objects, store, max_side=320) as writer:
+    with SnapshotWriter(_spool(objects, store), max_side=320) as writer:
         assert writer.submit(Candidate("ev1", 0.8))
         assert writer.flush(5)
         assert writer.submit(Candidate("ev1", 0.9, class_name="person"))
@@ -167,7 +168,7 @@ def test_writer_full_queue_keeps_best_per_event_and_counts_drops(
     parts: tuple[LocalObjectStore, SqliteEventStore], caplog: pytest.LogCaptureFixture
 ) -> None:
     objects, store = parts
-    writer = SnapshotWriter(objects, store, max_pending=2)  # not started yet: the queue only fills
+    writer = SnapshotWriter(_spool(objects, store), max_pending=2)  # not started yet: the queue only fills
     assert writer.submit(Candidate("a", 0.5))
     assert writer.submit(Candidate("b", 0.6))
     assert writer.submit(Candidate("a", 0.7))  # replaces a's waiting candidate, keeps its place
@@ -190,24 +191,38 @@ def test_writer_full_queue_keeps_best_per_event_and_counts_drops(
     assert writer.stats().dropped == 2
 
 
-def test_writer_counts_store_failures_and_keeps_running(
+def test_an_upload_that_fails_waits_in_the_spool_and_lands_once(
     parts: tuple[LocalObjectStore, SqliteEventStore], caplog: pytest.LogCaptureFixture
 ) -> None:
     objects, store = parts
     (objects.root / "snapshots").write_text("a file where the snapshot folder should be")
-    with SnapshotWriter(objects, store) as writer:
+    spool = _spool(objects, store)
+    with SnapshotWriter(spool, max_pending=4) as writer:
         writer.submit(Candidate("x", 0.9))
         assert writer.flush(5)
-        assert writer.stats().failed == 1
-        (objects.root / "snapshots").unlink()
-        writer.submit(Candidate("x", 0.95))  # a later candidate is tried again
+        assert spool.stats().pending == 1 and spool.stats().spooled == 1
+        assert "kept in the spool" in caplog.text
+        writer.submit(Candidate("x", 0.95))  # a better one replaces the waiting copy: one object, one key
         assert writer.flush(5)
-    assert writer.stats().written == 1
-    assert "not written" in caplog.text
+        assert spool.stats().pending == 1
+        (objects.root / "snapshots").unlink()
+        spool.start()
+        assert spool.drain(10)
+        spool.close()
+    assert writer.stats().failed == 0
     assert objects.exists("snapshots/cam1/2024/05/01/x.jpg")
+    start_event(store, "x")
+    ev = store.get("x")
+    assert ev is not None and ev.score == pytest.approx(0.95)
 
 
 def test_writer_accepts_the_rules_candidate_type(parts: tuple[LocalObjectStore, SqliteEventStore]) -> None:
     base = pytest.importorskip("events.rules.base")
     names = {f.name for f in __import__("dataclasses").fields(base.SnapshotCandidate)}
     assert {"event_id", "camera", "image", "box", "confidence", "class_name"} <= names
+
+
+def _spool(objects: LocalObjectStore, store: SqliteEventStore) -> UploadSpool:
+    return UploadSpool(
+        objects, objects.root.parent / "spool", on_uploaded=link_to_store(store), retry_initial_s=0.05
+    )
