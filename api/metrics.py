@@ -28,6 +28,7 @@ from prometheus_client.registry import Collector
 
 from events.model import EventTransition
 from events.storage.bus import BusStats, EventBus
+from events.storage.retention import PurgeReport
 from events.storage.snapshot import SnapshotStats, SnapshotWriter
 from events.storage.spool import SpoolStats, UploadSpool
 
@@ -208,6 +209,9 @@ class KhuphoMetrics:
     def watch_spool(self, spool: UploadSpool) -> None:
         self._watched.spool = spool.stats
 
+    def watch_retention(self, totals: PurgeReport) -> None:
+        self._watched.retention = totals
+
     # -- exposition ------------------------------------------------------------------
 
     content_type = CONTENT_TYPE_LATEST
@@ -222,6 +226,7 @@ class _WatchCollector(Collector):
         self.bus: Callable[[], BusStats] | None = None
         self.snapshots: Callable[[], SnapshotStats] | None = None
         self.spool: Callable[[], SpoolStats] | None = None
+        self.retention: PurgeReport | None = None
 
     def describe(self) -> Iterable[Metric]:
         return []  # series appear once a component is watched
@@ -261,3 +266,9 @@ class _WatchCollector(Collector):
             yield uploads
             yield GaugeMetricFamily(f"{ns}_spool_items", "Media waiting in the upload spool", u.pending)
             yield GaugeMetricFamily(f"{ns}_spool_bytes", "Bytes waiting in the upload spool", u.pending_bytes)
+        if self.retention is not None:
+            r = self.retention
+            purged = CounterMetricFamily(f"{ns}_retention_deleted", "Deleted by retention", labels=["what"])
+            for what in ("events", "media", "traffic_rows", "watermark_media"):
+                purged.add_metric([what], getattr(r, what))
+            yield purged

@@ -21,6 +21,7 @@ from api.metrics import KhuphoMetrics
 from detectors import YoloOnnxDetector
 from detectors.batcher import InferenceBatcher
 from events.storage import EventBus, SnapshotWriter, open_event_store, open_object_store
+from events.storage.retention import RetentionJob
 from events.storage.spool import UploadSpool, link_to_store
 from ingest.status import RateMeter
 from models import resolve_model
@@ -84,6 +85,15 @@ class Service:
             self.detector, max_wait_ms=config.batching.max_wait_ms, on_batch=self.metrics.observe_inference
         )
         self.heartbeat = Heartbeat(state_dir)
+        objects_cfg = config.storage.objects
+        self.retention = RetentionJob(
+            self.store,
+            self.objects,
+            config.storage.retention,
+            cameras=list(config.cameras),
+            media_dir=getattr(objects_cfg, "root", None),  # the disk watermark is for local storage
+        )
+        self.metrics.watch_retention(self.retention.totals)
         self.sink = EventSink(
             self.store, self.bus, self.snapshots, observer=self.metrics, journal_dir=state_dir
         )
@@ -126,6 +136,7 @@ class Service:
     def start(self) -> Service:
         self.sink.start()
         self.uploads.start()
+        self.retention.start()
         if self.snapshots is not None:
             self.snapshots.start()
         for worker in self.workers.values():
@@ -145,6 +156,7 @@ class Service:
             return max(0.5, budget - (time.monotonic() - started))
 
         self._stop.set()
+        self.retention.close()
         stoppers = [
             threading.Thread(target=w.stop, kwargs={"timeout": budget / 2}, name=f"stop-{c}", daemon=True)
             for c, w in self.workers.items()

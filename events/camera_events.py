@@ -99,6 +99,7 @@ class CameraEventProcessor:
         ctx = FrameContext(self.camera, frame, tracked, self.tz)
         for rule in self.rules:
             rule.update(ctx, out)
+            rule.split_overlong(ctx, out, self.config.max_event_s)
         self.traffic.add_all(out.crossings)
         return ProcessResult(
             transitions=out.transitions,

@@ -222,6 +222,9 @@ class CameraEventsConfig(ConfigModel):
 
     tracker: TrackerConfig = Field(default_factory=TrackerConfig)
     rules: list[RuleConfig] = Field(default_factory=list)
+    # An episode longer than this (a plaza crowded all afternoon) is split into events of this
+    # length, each ending with end_reason "max_duration" and the next naming it in data.continues.
+    max_event_s: float = Field(3600.0, gt=0)
 
     @field_validator("rules")
     @classmethod

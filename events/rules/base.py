@@ -110,6 +110,8 @@ class FrameContext:
         return points
 
 
+MAX_TRACK_IDS = 100  # track ids listed in one event; beyond, data.track_count says how many
+
 _NO_BOXES = np.zeros((0, 4), dtype=np.float32)
 _NO_BOXES.flags.writeable = False
 
@@ -269,21 +271,43 @@ class Rule(ABC):
 
     # Lifecycle helpers -------------------------------------------------
 
+    def split_overlong(self, ctx: FrameContext, out: RuleOutput, max_s: float) -> None:
+        """End every open event older than ``max_s`` (``end_reason: "max_duration"``) and start its
+        continuation (``data.continues``: the ended event's id), so an episode that lasts for hours
+        becomes events of bounded length, track lists and payloads."""
+        for key, ev in list(self._open.items()):
+            if ctx.pts - ev.start_pts < max_s:
+                continue
+            self._end(key, out, "max_duration")
+            nxt = self._open_event(key, ctx)
+            nxt.classes = set(ev.classes)
+            # A few tracks go on (a loiterer's own id); a crowd's are re-added as they are seen.
+            nxt.track_ids = set(ev.track_ids) if len(ev.track_ids) <= MAX_TRACK_IDS else set()
+            nxt.data = {k: v for k, v in ev.data.items() if k not in ("end_reason", "track_count")}
+            nxt.data["continues"] = ev.id
+            self._emit_start(nxt, out)
+
     def _event(self, ev: OpenEvent, *, ended: bool) -> Event:
+        data = dict(ev.data)
+        track_ids = sorted(ev.track_ids)
+        if len(track_ids) > MAX_TRACK_IDS:
+            # A busy zone for an hour: the payload keeps a count and the first ids, not all of them.
+            data["track_count"] = len(track_ids)
+            track_ids = track_ids[:MAX_TRACK_IDS]
         return Event(
             id=ev.id,
             camera=self.camera,
             rule=self.name,
             type=self.event_type,
             classes=sorted(ev.classes),
-            track_ids=sorted(ev.track_ids),
+            track_ids=track_ids,
             start_pts=ev.start_pts,
             end_pts=ev.last_active_pts if ended else None,
             start_time=to_datetime(ev.start_wall, self.tz),
             end_time=to_datetime(ev.last_active_wall, self.tz) if ended else None,
             active=not ended,
             score=round(max(ev.score, 0.0), 4),  # float32 confidences print as 0.800000011920929
-            data=dict(ev.data),
+            data=data,
         )
 
     def _open_event(self, key: Hashable, ctx: FrameContext) -> OpenEvent:

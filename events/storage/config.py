@@ -38,6 +38,7 @@ from pydantic import (
 )
 
 from events.storage.objects import LocalObjectStore, ObjectStore
+from events.storage.retention import RetentionConfig
 from events.storage.store import EventStore
 from ingest.config import ConfigModel
 
@@ -145,6 +146,7 @@ class StorageConfig(ConfigModel):
     objects: ObjectsConfig = Field(default_factory=LocalObjectsConfig)
     snapshots: SnapshotConfig = Field(default_factory=SnapshotConfig)
     spool: SpoolConfig = Field(default_factory=SpoolConfig)
+    retention: RetentionConfig = Field(default_factory=RetentionConfig)
 
     @property
     def local_state_dir(self) -> Path:

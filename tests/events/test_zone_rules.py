@@ -325,3 +325,26 @@ def test_crowding_updates_on_count_changes_throttled_and_snapshots() -> None:
     snap = c.out.snapshots[-1]
     np.testing.assert_allclose(snap.box, [100, 160, 150, 200])
     assert snap.class_name == "person" and snap.confidence == pytest.approx(0.5)
+
+
+def test_an_hours_long_crowd_is_split_and_its_payload_stays_bounded() -> None:
+    """Bounded growth: a crowd of ever-new people for 25 minutes gives events of at most max_event_s,
+    each listing at most MAX_TRACK_IDS ids with the true count beside them."""
+    from events.rules.base import MAX_TRACK_IDS
+
+    rule = _rule(name="crowd", type="crowding", min_count=3, min_duration_s=1)
+    out = RuleOutput()
+    for i in range(1500):  # 1 fps; every 5 s three new people (new track ids) stand in the square
+        group = i // 5
+        frame = Frame("cam", i, float(i), WALL0 + i, IMAGE)
+        objects = _objects([(group * 3 + k, (150 + 20 * k, 200)) for k in range(3)])
+        ctx = FrameContext("cam", frame, objects, TZ)
+        rule.update(ctx, out)
+        rule.split_overlong(ctx, out, 600.0)
+    rule.close(out)
+    ends = [t.event for t in out.transitions if t.phase is Phase.END]
+    assert [e.data["end_reason"] for e in ends] == ["max_duration", "max_duration", "closed"]
+    assert all(e.end_pts - e.start_pts <= 600 for e in ends)
+    assert [e.data.get("continues") for e in ends] == [None, ends[0].id, ends[1].id]
+    assert all(len(t.event.track_ids) <= MAX_TRACK_IDS for t in out.transitions)
+    assert 3 * 120 <= ends[0].data["track_count"] <= 3 * 122  # 600 s of people, 3 every 5 s
