@@ -44,6 +44,7 @@ from events.storage.store import (
     from_epoch_us,
     to_epoch_us,
 )
+from events.storage.traffic_buckets import MINUTE_US, check_bucket, regroup, step_us
 
 _PHASE_RANK = {Phase.START: 0, Phase.UPDATE: 1, Phase.END: 2}
 
@@ -78,10 +79,6 @@ _ADD_TRAFFIC = (
     "ON CONFLICT (camera, line, minute_us, class_name, direction) "
     "DO UPDATE SET count = count + excluded.count"
 )
-
-_MINUTE_US = 60_000_000
-_QUARTER_US = 15 * _MINUTE_US  # every UTC offset in use is a multiple of 15 minutes
-
 
 class SqliteEventStore:
     """:class:`events.storage.store.EventStore` on one SQLite file (``":memory:"`` works for tests)."""
@@ -273,18 +270,20 @@ class SqliteEventStore:
         if not ids:
             return 0
         with self._transaction() as db:
-            for table, column in (
-                ("event_classes", "event_id"),
-                ("snapshots", "event_id"),
-                ("clips", "event_id"),
-            ):
-                db.executemany(f"DELETE FROM {table} WHERE {column} = ?", ids)
             # Never a locked event, even if the caller raced with a lock.
             deleted = 0
             for (event_id,) in ids:
                 deleted += db.execute(
                     "DELETE FROM events WHERE id = ? AND id NOT IN (SELECT event_id FROM locks)", (event_id,)
                 ).rowcount
+            # Then the rows that hang off an event whose row is gone (also a late snapshot's), never
+            # those of a kept (locked) event.
+            for table in ("event_classes", "snapshots", "clips"):
+                db.executemany(
+                    f"DELETE FROM {table} WHERE event_id = ? AND event_id NOT IN (SELECT id FROM events)"
+                    " AND event_id NOT IN (SELECT event_id FROM locks)",
+                    ids,
+                )
             return deleted
 
     def delete_traffic(self, before: datetime, camera: str | None = None) -> int:
@@ -415,8 +414,7 @@ class SqliteEventStore:
         bucket: TrafficBucket = "minute",
         tz: tzinfo = UTC,
     ) -> list[TrafficRow]:
-        if bucket not in ("minute", "hour", "day"):
-            raise ValueError(f"bucket must be minute, hour or day, got {bucket!r}")
+        check_bucket(bucket)
         where: list[str] = []
         params: list[Any] = []
         for column, value in (("camera", camera), ("line", line)):
@@ -429,9 +427,7 @@ class SqliteEventStore:
         if until is not None:
             where.append("minute_us < ?")
             params.append(to_epoch_us(until))
-        # Hours and days are local to ``tz``; zones 30 or 45 minutes off UTC cut UTC hours in
-        # two, so SQL sums quarter hours and Python regroups them by local bucket.
-        step = _MINUTE_US if bucket == "minute" else _QUARTER_US
+        step = step_us(bucket)
         sql = (
             f"SELECT minute_us - (minute_us % {step}) AS t, camera, line, class_name, direction, SUM(count) "
             f"FROM traffic{' WHERE ' + ' AND '.join(where) if where else ''} "
@@ -439,34 +435,11 @@ class SqliteEventStore:
         )
         with self._reading() as db:
             rows = db.execute(sql, params).fetchall()
-        sums: dict[tuple[datetime, str, str, str, str], int] = {}
-        for t, cam, ln, cls, direction, n in rows:
-            start = _bucket_start(from_epoch_us(t), bucket, tz)
-            key = (start, cam, ln, cls, direction)
-            sums[key] = sums.get(key, 0) + int(n)
-        return [
-            TrafficRow(
-                time=start.astimezone(tz), camera=cam, line=ln, class_name=cls, direction=direction, count=n
-            )
-            for (start, cam, ln, cls, direction), n in sorted(sums.items())
-        ]
+        return regroup(rows, bucket, tz)
 
     def close(self) -> None:
         with self._lock:
             self._db.close()
-
-
-def _bucket_start(t: datetime, bucket: TrafficBucket, tz: tzinfo) -> datetime:
-    """Start of the local bucket containing ``t``, as a UTC datetime (a unique key even across DST folds)."""
-    if bucket == "minute":
-        return t
-    local = t.astimezone(tz)
-    if bucket == "hour":
-        start = local.replace(minute=0, second=0, microsecond=0)
-    else:
-        # fold=0: a midnight repeated by a DST change counts from its first occurrence.
-        start = local.replace(hour=0, minute=0, second=0, microsecond=0, fold=0)
-    return start.astimezone(UTC)
 
 
 def _event(row: sqlite3.Row | tuple[Any, ...]) -> Event:
@@ -518,5 +491,5 @@ def _traffic_rows(counts: Iterable[TrafficCount]) -> list[tuple[str, str, int, s
     rows = []
     for c in counts:
         minute = to_epoch_us(c.minute)
-        rows.append((c.camera, c.line, minute - minute % _MINUTE_US, c.class_name, c.direction, c.count))
+        rows.append((c.camera, c.line, minute - minute % MINUTE_US, c.class_name, c.direction, c.count))
     return rows
