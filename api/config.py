@@ -16,7 +16,7 @@ from pydantic import Field, ValidationError, model_validator
 
 from detectors.config import DetectorConfig
 from events.config import EventsConfig
-from events.storage.config import StorageConfig
+from events.storage.config import SqliteStoreConfig, StorageConfig
 from ingest.config import ConfigModel
 from pipeline.config import CameraConfig
 
@@ -98,9 +98,12 @@ def _anchor_paths(config: KhuphoConfig, base: Path) -> KhuphoConfig:
     objects = storage.objects
     if hasattr(objects, "root"):
         objects = objects.model_copy(update={"root": base / objects.root})
+    database = storage.database
+    if isinstance(database, SqliteStoreConfig):  # a PostgreSQL database has no path
+        database = database.model_copy(update={"path": base / database.path})
     storage = storage.model_copy(
         update={
-            "database": storage.database.model_copy(update={"path": base / storage.database.path}),
+            "database": database,
             "objects": objects,
             "state_dir": None if storage.state_dir is None else base / storage.state_dir,
         }

@@ -1,4 +1,4 @@
-"""Where events go: the event store (SQLite), object storage (local disk or S3), the snapshot
+"""Where events go: the event store (SQLite or PostgreSQL), object storage (local disk or S3), the snapshot
 writer and the live bus. Reads ``events.model``; the rules never import this package."""
 
 from events.storage.bus import EventBus

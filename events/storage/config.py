@@ -4,7 +4,12 @@ In YAML (``storage:`` in the root config)::
 
     storage:
       database:
-        path: /var/lib/khupho/events.db
+        path: /var/lib/khupho/events.db  # SQLite, the default; or, for several hosts:
+        # type: postgres
+        # host: db.internal
+        # dbname: khupho
+        # user: khupho
+        # password: ...                # better: the KHUPHO_PG_PASSWORD environment variable
       objects:
         type: s3
         endpoint: 127.0.0.1:9000       # host:port, no scheme; secure: true for HTTPS
@@ -16,8 +21,9 @@ In YAML (``storage:`` in the root config)::
         quality: 85
 
 ``open_event_store``/``open_object_store`` build the configured backends; an S3
-store checks its credentials and bucket there, so a wrong secret stops start-up
-with a message naming the endpoint and access key.
+store checks its credentials and bucket there, and a PostgreSQL store connects and
+migrates its schema there, so a wrong secret or password stops start-up with a
+message naming the endpoint (never the secret).
 """
 
 from __future__ import annotations
@@ -44,11 +50,38 @@ from ingest.config import ConfigModel
 
 ACCESS_KEY_ENV = "KHUPHO_S3_ACCESS_KEY"
 SECRET_KEY_ENV = "KHUPHO_S3_SECRET_KEY"
+PG_PASSWORD_ENV = "KHUPHO_PG_PASSWORD"
 
 
 class SqliteStoreConfig(ConfigModel):
     type: Literal["sqlite"] = "sqlite"
     path: Path = Path(".khupho/events.db")
+
+
+class PostgresStoreConfig(ConfigModel):
+    """A PostgreSQL database; the user should own it (the schema is created and migrated at start-up).
+
+    A password left out comes from ``KHUPHO_PG_PASSWORD``, else libpq's own ``PGPASSWORD`` or
+    ``~/.pgpass``.
+    """
+
+    type: Literal["postgres"]
+    host: str = Field(min_length=1)  # a name, an address, or a directory holding the Unix socket
+    port: int = Field(5432, ge=1, le=65535)
+    dbname: str = Field("khupho", min_length=1)
+    user: str = Field("khupho", min_length=1)
+    password: SecretStr | None = None  # SecretStr: never printed by repr() or logged config dumps
+    sslmode: Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] = "prefer"
+    pool_size: int = Field(4, ge=1, le=64)  # connections: the writers and the API's readers share them
+    connect_timeout_s: int = Field(5, ge=2, le=120)  # libpq counts whole seconds, at least 2
+
+    @model_validator(mode="before")
+    @classmethod
+    def _password_from_environment(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("password") is None and os.environ.get(PG_PASSWORD_ENV):
+            data = dict(data)
+            data["password"] = os.environ[PG_PASSWORD_ENV]
+        return data
 
 
 class LocalObjectsConfig(ConfigModel):
@@ -116,6 +149,18 @@ def _objects_type(value: object) -> str | None:
     return getattr(value, "type", None)
 
 
+def _database_type(value: object) -> str | None:
+    # SQLite needs no ``type:`` line (configs written before PostgreSQL existed have none).
+    if isinstance(value, dict):
+        return value.get("type", "sqlite")
+    return getattr(value, "type", None)
+
+
+DatabaseConfig = Annotated[
+    Annotated[SqliteStoreConfig, Tag("sqlite")] | Annotated[PostgresStoreConfig, Tag("postgres")],
+    Discriminator(_database_type),
+]
+
 ObjectsConfig = Annotated[
     Annotated[LocalObjectsConfig, Tag("local")] | Annotated[S3ObjectsConfig, Tag("s3")],
     Discriminator(_objects_type),
@@ -142,7 +187,7 @@ class StorageConfig(ConfigModel):
     # The service's own local state (the writer's journal, the upload spool, the heartbeat);
     # null: a "state" folder beside the SQLite file, or .khupho/state with a database server.
     state_dir: Path | None = None
-    database: SqliteStoreConfig = Field(default_factory=SqliteStoreConfig)
+    database: DatabaseConfig = Field(default_factory=SqliteStoreConfig)
     objects: ObjectsConfig = Field(default_factory=LocalObjectsConfig)
     snapshots: SnapshotConfig = Field(default_factory=SnapshotConfig)
     spool: SpoolConfig = Field(default_factory=SpoolConfig)
@@ -156,10 +201,25 @@ class StorageConfig(ConfigModel):
         return Path(db_path).parent / "state" if db_path is not None else Path(".khupho/state")
 
 
-def open_event_store(config: SqliteStoreConfig) -> EventStore:
-    from events.storage.sqlite import SqliteEventStore
+def open_event_store(config: SqliteStoreConfig | PostgresStoreConfig) -> EventStore:
+    """The configured event store, its schema migrated; raises :class:`events.storage.store.StorageError`
+    if it cannot be used (the message names the database, never the password)."""
+    if isinstance(config, SqliteStoreConfig):
+        from events.storage.sqlite import SqliteEventStore
 
-    return SqliteEventStore(config.path)
+        return SqliteEventStore(config.path)
+    from events.storage.postgres import PostgresEventStore  # psycopg is imported only when configured
+
+    return PostgresEventStore(
+        host=config.host,
+        port=config.port,
+        dbname=config.dbname,
+        user=config.user,
+        password=None if config.password is None else config.password.get_secret_value(),
+        sslmode=config.sslmode,
+        pool_size=config.pool_size,
+        connect_timeout_s=config.connect_timeout_s,
+    )
 
 
 def open_object_store(config: LocalObjectsConfig | S3ObjectsConfig) -> ObjectStore:
