@@ -3,7 +3,8 @@
 Layout (the numbered files in ``migrations/postgres/``, the same versions as SQLite's, applied at
 start-up and recorded in ``schema_migrations``): ``events`` with ``phase_rank`` (a transition only
 replaces the row when its phase is at least the stored one), ``event_classes`` for the class filter,
-``snapshots``, ``clips``, ``locks`` and per-minute ``traffic``. Times are integer microseconds since
+``snapshots``, ``clips``, ``locks``, per-minute ``traffic`` and ``applied_batches`` (a writer batch
+replayed or retried is skipped whole, so traffic is never counted twice). Times are integer microseconds since
 the epoch and ids sort bytewise, so pages, cursors and traffic buckets are exactly SQLite's.
 
 Several khupho processes may start against one database at once: each migration runs under a
@@ -66,6 +67,13 @@ ON CONFLICT (id) DO UPDATE SET
     phase_rank = excluded.phase_rank
 WHERE excluded.phase_rank >= events.phase_rank
 """
+
+_ADD_TRAFFIC = (
+    "INSERT INTO traffic (camera, line, minute_us, class_name, direction, count) "
+    "VALUES (%s, %s, %s, %s, %s, %s) "
+    "ON CONFLICT (camera, line, minute_us, class_name, direction) "
+    "DO UPDATE SET count = traffic.count + excluded.count"
+)
 
 _SELECT = """
 SELECT e.id, e.camera, e.rule, e.type, e.classes, e.track_ids, e.start_pts, e.end_pts,
@@ -315,10 +323,28 @@ class PostgresEventStore:
         self.apply_many((transition,))
 
     def apply_many(self, transitions: Iterable[EventTransition]) -> None:
+        self.apply_batch(transitions, ())
+
+    def apply_batch(
+        self,
+        transitions: Iterable[EventTransition],
+        traffic: Iterable[TrafficCount],
+        *,
+        batch_id: str | None = None,
+    ) -> bool:
         rows = [_row(t) for t in transitions]  # validate before borrowing a connection
-        if not rows:
-            return
+        counts = _traffic_rows(traffic)
+        if not rows and not counts and batch_id is None:
+            return True
         with self._connection() as conn, conn.transaction(), conn.cursor() as cur:
+            if batch_id is not None:
+                # ON CONFLICT: a second writer with the same batch waits for the first, then skips.
+                cur.execute(
+                    "INSERT INTO applied_batches VALUES (%s, %s) ON CONFLICT DO NOTHING",
+                    (batch_id, _now_us()),
+                )
+                if cur.rowcount == 0:
+                    return False
             for row, classes in rows:
                 cur.execute(_UPSERT, row)
                 if cur.rowcount == 0:
@@ -330,6 +356,15 @@ class PostgresEventStore:
                         "ON CONFLICT DO NOTHING",
                         [(c, row["start_us"], row["id"]) for c in classes],
                     )
+            if counts:
+                cur.executemany(_ADD_TRAFFIC, counts)
+        return True
+
+    def forget_batches(self, before: datetime) -> int:
+        with self._connection() as conn:
+            return conn.execute(
+                "DELETE FROM applied_batches WHERE applied_us < %s", (to_epoch_us(before),)
+            ).rowcount
 
     def set_snapshot(self, event_id: str, key: str, score: float) -> None:
         with self._connection() as conn:
@@ -340,20 +375,7 @@ class PostgresEventStore:
             )
 
     def add_traffic(self, counts: Iterable[TrafficCount]) -> None:
-        rows = []
-        for c in counts:
-            minute = to_epoch_us(c.minute)
-            rows.append((c.camera, c.line, minute - minute % MINUTE_US, c.class_name, c.direction, c.count))
-        if not rows:
-            return
-        with self._connection() as conn, conn.transaction(), conn.cursor() as cur:
-            cur.executemany(
-                "INSERT INTO traffic (camera, line, minute_us, class_name, direction, count) "
-                "VALUES (%s, %s, %s, %s, %s, %s) "
-                "ON CONFLICT (camera, line, minute_us, class_name, direction) "
-                "DO UPDATE SET count = traffic.count + excluded.count",
-                rows,
-            )
+        self.apply_batch((), counts)
 
     def set_clip(self, event_id: str, key: str) -> None:
         with self._connection() as conn:
@@ -614,6 +636,14 @@ def _event(row: Sequence[Any]) -> Event:
         locked=bool(locked),
         data=data,
     )
+
+
+def _traffic_rows(counts: Iterable[TrafficCount]) -> list[tuple[str, str, int, str, str, int]]:
+    rows = []
+    for c in counts:
+        minute = to_epoch_us(c.minute)
+        rows.append((c.camera, c.line, minute - minute % MINUTE_US, c.class_name, c.direction, c.count))
+    return rows
 
 
 def _now_us() -> int:

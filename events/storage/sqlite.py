@@ -80,6 +80,7 @@ _ADD_TRAFFIC = (
     "DO UPDATE SET count = count + excluded.count"
 )
 
+
 class SqliteEventStore:
     """:class:`events.storage.store.EventStore` on one SQLite file (``":memory:"`` works for tests)."""
 
