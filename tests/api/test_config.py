@@ -133,3 +133,15 @@ def test_readme_states_the_models_defaults() -> None:
                 assert number == value, (type(model).__name__, name, text, value)
             checked.append(name)
     assert len(checked) >= 15, checked
+
+
+def test_a_postgres_database_is_left_as_written(tmp_path: Path) -> None:
+    """Relative paths are anchored at the config file; a PostgreSQL database has none to anchor."""
+    cfg = tmp_path / "k.yaml"
+    cfg.write_text(
+        "storage:\n  database: {type: postgres, host: db.internal, dbname: cams}\n"
+        "cameras:\n  gate: {source: {url: 'rtsp://127.0.0.1/x'}}\n"
+    )
+    database = load_config(cfg).storage.database
+    assert database.type == "postgres" and database.host == "db.internal" and database.dbname == "cams"
+    assert not hasattr(database, "path")

@@ -9,8 +9,11 @@ from pydantic import ValidationError
 
 from events.storage.config import (
     ACCESS_KEY_ENV,
+    PG_PASSWORD_ENV,
     SECRET_KEY_ENV,
+    PostgresStoreConfig,
     S3ObjectsConfig,
+    SqliteStoreConfig,
     StorageConfig,
     open_event_store,
     open_object_store,
@@ -19,6 +22,7 @@ from events.storage.objects import LocalObjectStore
 from events.storage.objects_s3 import S3ObjectStore
 from events.storage.sqlite import SqliteEventStore
 from events.storage.store import StorageError
+from tests.conftest_pg import PgServer
 from tests.conftest_s3 import S3Server
 
 
@@ -40,6 +44,15 @@ def test_defaults_are_local(tmp_path: Path) -> None:
         ({"objects": {"type": "local", "rooot": "x"}}, ("objects", "local", "rooot")),
         ({"objects": {"type": "ftp"}}, ("objects",)),
         ({"snapshots": {"quality": 0}}, ("snapshots", "quality")),
+        ({"database": {"type": "mysql"}}, ("database",)),
+        ({"database": {"type": "postgres"}}, ("database", "postgres", "host")),
+        ({"database": {"type": "postgres", "host": "db", "port": 0}}, ("database", "postgres", "port")),
+        (
+            {"database": {"type": "postgres", "host": "db", "sslmode": "on"}},
+            ("database", "postgres", "sslmode"),
+        ),
+        ({"database": {"type": "postgres", "host": "db", "path": "x.db"}}, ("database", "postgres", "path")),
+        ({"database": {"type": "sqlite", "host": "db"}}, ("database", "sqlite", "host")),
         (
             {
                 "objects": {
@@ -97,3 +110,46 @@ def test_open_s3_store_checks_credentials(seaweedfs: S3Server) -> None:
     assert isinstance(store, S3ObjectStore)
     with pytest.raises(StorageError, match="rejected credentials"):
         open_object_store(S3ObjectsConfig.model_validate(base | {"secret_key": "wrong-secret-xyz"}))
+
+
+def test_database_is_sqlite_unless_it_says_postgres(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(PG_PASSWORD_ENV, raising=False)
+    assert isinstance(StorageConfig().database, SqliteStoreConfig)
+    assert isinstance(
+        StorageConfig.model_validate({"database": {"path": "e.db"}}).database, SqliteStoreConfig
+    )
+    cfg = StorageConfig.model_validate({"database": {"type": "postgres", "host": "db.internal"}}).database
+    assert isinstance(cfg, PostgresStoreConfig)
+    assert (cfg.port, cfg.dbname, cfg.user, cfg.password, cfg.sslmode) == (
+        5432,
+        "khupho",
+        "khupho",
+        None,
+        "prefer",
+    )
+
+
+def test_postgres_password_from_environment_and_hidden(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(PG_PASSWORD_ENV, "pg-top-secret-value")
+    cfg = PostgresStoreConfig.model_validate({"type": "postgres", "host": "db"})
+    assert cfg.password is not None and cfg.password.get_secret_value() == "pg-top-secret-value"
+    given = PostgresStoreConfig.model_validate({"type": "postgres", "host": "db", "password": "from-file"})
+    assert given.password is not None and given.password.get_secret_value() == "from-file"  # the file wins
+    for text in (repr(cfg), str(cfg), cfg.model_dump_json(), repr(StorageConfig(database=cfg))):
+        assert "pg-top-secret-value" not in text
+
+
+def test_open_postgres_store_and_a_wrong_password(postgres: PgServer) -> None:
+    from events.storage.postgres import PostgresEventStore
+
+    base = {"type": "postgres", "host": postgres.host, "port": postgres.port, "dbname": "postgres"}
+    good = PostgresStoreConfig.model_validate(base | {"user": postgres.user, "password": postgres.password})
+    store = open_event_store(good)
+    assert isinstance(store, PostgresEventStore)
+    assert store.count_events() >= 0
+    store.close()
+    with pytest.raises(StorageError, match=f"{postgres.host}:{postgres.port}/postgres.*password") as info:
+        open_event_store(
+            PostgresStoreConfig.model_validate(base | {"user": postgres.user, "password": "not-the-one-42"})
+        )
+    assert "not-the-one-42" not in str(info.value)
