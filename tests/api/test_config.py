@@ -145,3 +145,14 @@ def test_a_postgres_database_is_left_as_written(tmp_path: Path) -> None:
     database = load_config(cfg).storage.database
     assert database.type == "postgres" and database.host == "db.internal" and database.dbname == "cams"
     assert not hasattr(database, "path")
+
+
+def test_readme_states_the_postgres_defaults() -> None:
+    from events.storage.config import PostgresStoreConfig
+
+    readme = (REPO / "README.md").read_text()
+    section = readme[readme.index("### Event database") : readme.index("### Cameras")]
+    stated = dict(re.findall(r"^- `(\w+)` ([\w.-]+)", section, flags=re.M))
+    model = PostgresStoreConfig(type="postgres", host="h")
+    defaults = {k: v for k, v in model.model_dump().items() if k not in ("type", "host", "password")}
+    assert {k: str(v) for k, v in defaults.items()} == stated
