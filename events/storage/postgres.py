@@ -263,8 +263,9 @@ class PostgresEventStore:
                 return
             except psycopg.Error as exc:
                 message = self._scrub(str(exc).strip() or type(exc).__name__)
-        # Raised outside ``except``: the driver's exception (and anything it holds) stays out of logs.
-        raise StorageError(f"event database {self.name}: {message}")
+        # Outside ``except`` and ``from None``: a traceback shows this message only, not the driver's
+        # exception (and anything it holds).
+        raise StorageError(f"event database {self.name}: {message}") from None
 
     def _migrate(self) -> None:
         lock = "SELECT pg_advisory_xact_lock(%s, hashtext(%s))"
