@@ -53,19 +53,32 @@ _MIGRATION_LOCK = 0x6B687570
 
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
+# One statement per transition, so a batch goes to the server in one pipelined round trip: the upsert
+# (skipped for an older phase than the stored one), then the event's class index follows it (classes
+# it no longer has go, new ones come; nothing happens when the upsert was skipped).
 _UPSERT = """
-INSERT INTO events (id, camera, rule, type, classes, track_ids, start_pts, end_pts,
-                    start_us, end_us, active, score, snapshot, data, phase_rank)
-VALUES (%(id)s, %(camera)s, %(rule)s, %(type)s, %(classes)s, %(track_ids)s, %(start_pts)s, %(end_pts)s,
-        %(start_us)s, %(end_us)s, %(active)s, %(score)s, %(snapshot)s, %(data)s, %(phase_rank)s)
-ON CONFLICT (id) DO UPDATE SET
-    camera = excluded.camera, rule = excluded.rule, type = excluded.type,
-    classes = excluded.classes, track_ids = excluded.track_ids,
-    start_pts = excluded.start_pts, end_pts = excluded.end_pts,
-    start_us = excluded.start_us, end_us = excluded.end_us, active = excluded.active,
-    score = excluded.score, snapshot = excluded.snapshot, data = excluded.data,
-    phase_rank = excluded.phase_rank
-WHERE excluded.phase_rank >= events.phase_rank
+WITH up AS (
+    INSERT INTO events (id, camera, rule, type, classes, track_ids, start_pts, end_pts,
+                        start_us, end_us, active, score, snapshot, data, phase_rank)
+    VALUES (%(id)s, %(camera)s, %(rule)s, %(type)s, %(classes)s, %(track_ids)s, %(start_pts)s,
+            %(end_pts)s, %(start_us)s, %(end_us)s, %(active)s, %(score)s, %(snapshot)s, %(data)s,
+            %(phase_rank)s)
+    ON CONFLICT (id) DO UPDATE SET
+        camera = excluded.camera, rule = excluded.rule, type = excluded.type,
+        classes = excluded.classes, track_ids = excluded.track_ids,
+        start_pts = excluded.start_pts, end_pts = excluded.end_pts,
+        start_us = excluded.start_us, end_us = excluded.end_us, active = excluded.active,
+        score = excluded.score, snapshot = excluded.snapshot, data = excluded.data,
+        phase_rank = excluded.phase_rank
+    WHERE excluded.phase_rank >= events.phase_rank
+    RETURNING id, start_us
+), gone AS (
+    DELETE FROM event_classes c USING up
+    WHERE c.event_id = up.id AND (c.start_us <> up.start_us OR NOT c.class_name = ANY(%(class_index)s))
+)
+INSERT INTO event_classes (class_name, start_us, event_id)
+SELECT name, up.start_us, up.id FROM up CROSS JOIN unnest(%(class_index)s::text[]) AS name
+ON CONFLICT DO NOTHING
 """
 
 _ADD_TRAFFIC = (
@@ -346,17 +359,8 @@ class PostgresEventStore:
                 )
                 if cur.rowcount == 0:
                     return False
-            for row, classes in rows:
-                cur.execute(_UPSERT, row)
-                if cur.rowcount == 0:
-                    continue  # an older phase arriving late: the stored row wins
-                cur.execute("DELETE FROM event_classes WHERE event_id = %s", (row["id"],))
-                if classes:
-                    cur.executemany(
-                        "INSERT INTO event_classes (class_name, start_us, event_id) VALUES (%s, %s, %s) "
-                        "ON CONFLICT DO NOTHING",
-                        [(c, row["start_us"], row["id"]) for c in classes],
-                    )
+            if rows:
+                cur.executemany(_UPSERT, rows)  # pipelined: one round trip for the batch
             if counts:
                 cur.executemany(_ADD_TRAFFIC, counts)
         return True
@@ -575,7 +579,7 @@ class PostgresEventStore:
         self._pool.close()
 
 
-def _row(transition: EventTransition) -> tuple[dict[str, Any], list[str]]:
+def _row(transition: EventTransition) -> dict[str, Any]:
     event = transition.event
     doc = event.model_dump(mode="json", include={"data"})
     row = {
@@ -594,8 +598,9 @@ def _row(transition: EventTransition) -> tuple[dict[str, Any], list[str]]:
         "snapshot": event.snapshot,
         "data": Jsonb(doc["data"]),
         "phase_rank": _PHASE_RANK[transition.phase],
+        "class_index": sorted(set(event.classes)),
     }
-    return row, sorted(set(event.classes))
+    return row
 
 
 def _event(row: Sequence[Any]) -> Event:
