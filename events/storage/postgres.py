@@ -12,10 +12,10 @@ transaction-scoped advisory lock and re-checks what is applied.
 
 Connections: a few (``pool_size``), each used by one thread at a time; an idle connection the server
 has closed (a restart) is dropped before use. While the server cannot be reached, calls fail at
-once with :class:`StorageError` (and a new connection is tried after a short backoff) rather than
-waiting: the pipeline keeps what it could not write and retries, and a camera thread never waits
-for a database that is down. ``psycopg_pool`` was not used because its callers wait for its timeout
-while the server is down.
+once with :class:`StorageError` (a new connection is tried after a backoff of at most a second)
+rather than waiting: the event writer (``pipeline.sink``) keeps its batch and retries, the API
+answers 503, and nobody queues behind a database that is down. ``psycopg_pool`` was not used
+because its callers wait for its timeout while the server is down.
 """
 
 from __future__ import annotations
@@ -99,7 +99,7 @@ _JOINS = (
 )
 
 _BACKOFF_MIN_S = 0.25
-_BACKOFF_MAX_S = 5.0
+_BACKOFF_MAX_S = 1.0  # the writer retries on its own schedule; this only spares other callers
 
 
 class _Connections:
