@@ -97,7 +97,7 @@ class Service:
         self.sink = EventSink(
             self.store, self.bus, self.snapshots, observer=self.metrics, journal_dir=state_dir
         )
-        # What a crashed run left: its journal is stored first (by the writer), then its open events end.
+        # What a crashed run left: its journal is stored first, then its open events end.
         self.sink.replay_journal()
         end_interrupted(self.store, self.heartbeat.last())
         self.workers: dict[str, CameraWorker] = {}
@@ -153,10 +153,10 @@ class Service:
         budget = self.config.shutdown_timeout_s
 
         def left() -> float:
-            return max(0.5, budget - (time.monotonic() - started))
+            return max(0.1, budget - (time.monotonic() - started))
 
         self._stop.set()
-        self.retention.close()
+        self.retention.close(timeout=left())
         stoppers = [
             threading.Thread(target=w.stop, kwargs={"timeout": budget / 2}, name=f"stop-{c}", daemon=True)
             for c, w in self.workers.items()
@@ -217,30 +217,37 @@ class Service:
 
     def _poll(self) -> None:
         """Copy each camera's counters into the metrics once a second."""
-        metrics = self.metrics
         while not self._stop.wait(1.0):
-            now = time.monotonic()
-            for cam_id, worker in self.workers.items():
-                st, stats, c = worker.status(), worker.source.stats, self._counters[cam_id]
-                c.decoded_rate.sample(now, stats.decoded)
-                metrics.set_camera_fps(
-                    camera=cam_id,
-                    decoded=c.decoded_rate.rate(),
-                    analysed=st.analysed_fps,
-                    source=st.source_fps,
-                )
-                metrics.frame_decoded(camera=cam_id, n=stats.decoded - c.decoded)
-                if st.dropped_frames > c.dropped:
-                    metrics.frame_dropped(camera=cam_id, reason="queue_full", n=st.dropped_frames - c.dropped)
-                for _ in range(st.reconnects - c.reconnects):
-                    metrics.camera_reconnected(camera=cam_id)
-                c.decoded, c.dropped, c.reconnects = stats.decoded, st.dropped_frames, st.reconnects
-            metrics.set_queue_depth(queue="inference", n=self.batcher.queue_depth())
-            metrics.set_queue_depth(queue="store_backlog", n=self.sink.backlog)
-            metrics.set_writer_state(
-                journal_bytes=self.sink.journal_bytes, oldest_unwritten_s=self.sink.oldest_unwritten_age()
+            try:
+                self._poll_once()
+            except Exception:  # one bad reading must not stop the heartbeat and the metrics
+                log.exception("metrics poller")
+
+    def _poll_once(self) -> None:
+        """One reading of every camera's counters and the writer's state; the heartbeat."""
+        metrics = self.metrics
+        now = time.monotonic()
+        for cam_id, worker in self.workers.items():
+            st, stats, c = worker.status(), worker.source.stats, self._counters[cam_id]
+            c.decoded_rate.sample(now, stats.decoded)
+            metrics.set_camera_fps(
+                camera=cam_id,
+                decoded=c.decoded_rate.rate(),
+                analysed=st.analysed_fps,
+                source=st.source_fps,
             )
-            self.heartbeat.beat()
+            metrics.frame_decoded(camera=cam_id, n=stats.decoded - c.decoded)
+            if st.dropped_frames > c.dropped:
+                metrics.frame_dropped(camera=cam_id, reason="queue_full", n=st.dropped_frames - c.dropped)
+            for _ in range(st.reconnects - c.reconnects):
+                metrics.camera_reconnected(camera=cam_id)
+            c.decoded, c.dropped, c.reconnects = stats.decoded, st.dropped_frames, st.reconnects
+        metrics.set_queue_depth(queue="inference", n=self.batcher.queue_depth())
+        metrics.set_queue_depth(queue="store_backlog", n=self.sink.backlog)
+        metrics.set_writer_state(
+            journal_bytes=self.sink.journal_bytes, oldest_unwritten_s=self.sink.oldest_unwritten_age()
+        )
+        self.heartbeat.beat()
 
     def serve(self, on_ready: Callable[[str], None] | None = None) -> None:
         """Run the API in this thread until SIGTERM or SIGINT (or :meth:`shutdown`); cameras run

@@ -117,7 +117,7 @@ def run_trial(
     measuring = threading.Event()
     counts = {"analysed": 0, "inferred": 0}
 
-    def on_analysed(frame: Frame, result: StepResult) -> None:
+    def on_analysed(*, frame: Frame, result: StepResult) -> None:
         now = time.time()
         offset = frame.wall_time - frame.pts
         base, worst = lags.get(frame.camera, (offset, 0.0))

@@ -57,6 +57,7 @@ class CameraHealthEvents:
 
     def status_changed(
         self,
+        *,
         old: CameraState,
         new: CameraState,
         error: str | None,

@@ -38,7 +38,7 @@ class RtspSource:
     * End of stream, a read error, a socket silent for ``read_timeout_s`` or no decoded picture
       for ``stall_timeout_s`` all count as a disconnect: the source reconnects with exponential
       backoff and jitter until ``stop()``.
-    * ``status()`` returns a :class:`CameraStatus` at any time; ``on_status(camera, old, new,
+    * ``status()`` returns a :class:`CameraStatus` at any time; ``on_status(camera=, old=, new=,
       error)`` reports changes, ``offline`` only after ``offline_grace_s`` of reconnecting.
     * ``Frame.pts`` stays continuous across reconnects (each new session is placed after the
       last frame by the wall-clock time the camera was away), ``Frame.index`` keeps counting.

@@ -9,6 +9,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Protocol
 
 log = logging.getLogger(__name__)
 
@@ -20,8 +21,11 @@ class CameraState(StrEnum):
     STOPPED = "stopped"  # stopped on purpose (shutdown, camera removed): not an outage
 
 
-StatusCallback = Callable[[str, CameraState, CameraState, str | None], None]
-"""``on_status(camera, old_state, new_state, error)``; error is the masked reason or None."""
+class StatusCallback(Protocol):
+    """Told of each state change; ``error`` is the masked reason or None. Keyword-only: the two
+    states have the same type and would pass unnoticed if swapped."""
+
+    def __call__(self, *, camera: str, old: CameraState, new: CameraState, error: str | None) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,7 +120,7 @@ class StatusTracker:
             log.log(level, "camera %r: %s -> %s%s", self.camera, old, new, f" ({error})" if error else "")
             if self._on_status is not None:
                 try:
-                    self._on_status(self.camera, old, new, error)
+                    self._on_status(camera=self.camera, old=old, new=new, error=error)
                 except Exception:
                     log.exception("camera %r: on_status callback failed", self.camera)
 

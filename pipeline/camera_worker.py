@@ -7,7 +7,7 @@ import functools
 import logging
 import threading
 import time
-from collections.abc import Callable
+from typing import Protocol
 
 from detectors.batcher import InferenceBatcher
 from ingest.frame import Frame
@@ -21,8 +21,11 @@ from pipeline.sink import EventSink
 
 log = logging.getLogger(__name__)
 
-AnalysedHook = Callable[[Frame, StepResult], None]
-"""Called after each analysed frame with its result (benchmarks, tests)."""
+
+class AnalysedHook(Protocol):
+    """Called after each analysed frame with its result (benchmarks, tests)."""
+
+    def __call__(self, *, frame: Frame, result: StepResult) -> None: ...
 
 
 class CameraWorker:
@@ -89,12 +92,14 @@ class CameraWorker:
     def status(self) -> CameraStatus:
         return self.source.status()
 
-    def _on_status(self, camera: str, old: CameraState, new: CameraState, error: str | None) -> None:
+    def _on_status(self, *, camera: str, old: CameraState, new: CameraState, error: str | None) -> None:
         # Called in the source's thread: hand over quickly.
         self.observer.set_camera_up(camera=camera, up=new is CameraState.ONLINE)
         if new is CameraState.OFFLINE:
             self._offline.set()
-        transitions = self.step.health_events.status_changed(old, new, error, pts=self.step.last_pts)
+        transitions = self.step.health_events.status_changed(
+            old=old, new=new, error=error, pts=self.step.last_pts
+        )
         if transitions:
             self.sink.publish(transitions)
 
@@ -121,7 +126,7 @@ class CameraWorker:
         if result.transitions:
             self.observer.observe_event_latency(seconds=time.time() - frame.wall_time)
         if self.on_analysed is not None:
-            self.on_analysed(frame, result)
+            self.on_analysed(frame=frame, result=result)
 
     def _publish(self, result: StepResult) -> None:
         self.sink.publish(result.transitions, result.snapshots, result.traffic_counts)

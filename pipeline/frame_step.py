@@ -65,9 +65,6 @@ class StageSeconds:
     rules: float = 0.0
     frames: int = field(default=0)
 
-    def as_dict(self) -> dict[str, float]:
-        return {"motion": self.motion, "health": self.health, "track": self.track, "rules": self.rules}
-
 
 class FrameStep:
     """One camera's frames through gate, health, tracker and rules; the detector is the driver's.

@@ -62,6 +62,7 @@ class EventSink:
         self.observer = observer
         self._queue: queue.Queue[Batch] = queue.Queue(maxsize=max_queue)
         self._journal = Journal(journal_dir)
+        self._rejected = journal_dir / "rejected.jsonl"
         self._lock = threading.Lock()  # the journal and the spilling flag
         self._spilling = self._journal.pending > 0  # batches left by the last run come first
         self._run_id = secrets.token_hex(4)
@@ -70,6 +71,7 @@ class EventSink:
         self._writing: Batch | None = None  # the batch being stored now
         self._writing_from_queue = False
         self._stop = threading.Event()
+        self._closed = False
         self._last_error_log = 0.0
         self.stored_batches = 0
         self._thread = threading.Thread(target=self._run, name="event-writer", daemon=True)
@@ -84,16 +86,21 @@ class EventSink:
         self._thread.start()
         return self
 
-    def replay_journal(self) -> int:
+    def replay_journal(self, deadline_s: float = 30.0) -> int:
         """Store what the journal holds (left by a crashed or timed-out run), before the writer
-        starts; returns how many batches. Batches already stored are skipped by their ids."""
+        starts; returns how many batches. Batches already stored are skipped by their ids. Raises
+        :class:`StorageError` when the store does not take them within ``deadline_s``."""
         replayed = 0
+        deadline = time.monotonic() + deadline_s
         while self._journal.pending:
             batches, end, lines = self._journal.read(JOURNAL_READ)
             if not lines:
-                break  # only a torn last line: the crashed append never finished
+                break
             for batch in batches:
-                self._store(batch, from_queue=False)
+                if not self._store(batch, from_queue=False, deadline=deadline):
+                    raise StorageError(
+                        f"the event store did not take the journal's batches within {deadline_s:.0f} s"
+                    )
             self._journal.advance(end, lines)
             replayed += len(batches)
         self._spilling = self._journal.pending > 0
@@ -109,7 +116,8 @@ class EventSink:
         snapshots: Sequence[SnapshotCandidate] = (),
         traffic: Sequence[TrafficCount] = (),
     ) -> None:
-        """Hand over one frame's results; never blocks on storage."""
+        """Hand over one frame's results; never waits for storage (at most for a line appended to
+        the journal's file, in the OS's cache, while the writer is behind)."""
         if self.snapshots is not None:
             for candidate in snapshots:
                 self.snapshots.submit(candidate)
@@ -117,7 +125,10 @@ class EventSink:
             return
         batch = Batch(f"{self._run_id}:{next(self._seq)}", time.time(), list(transitions), list(traffic))
         with self._lock:
-            if not self._spilling:
+            if self._closed:
+                # A camera that stopped late: nobody stores it now, the next start will.
+                log.warning("event batch published after the writer stopped: kept in the journal")
+            elif not self._spilling:
                 try:
                     self._queue.put_nowait(batch)
                     return
@@ -150,9 +161,10 @@ class EventSink:
             if oldest is None:
                 with self._queue.mutex:
                     oldest = self._queue.queue[0] if self._queue.queue else None
-            if oldest is None and self._journal.pending:
-                batches, _, _ = self._journal.read(1)
-                oldest = batches[0] if batches else None
+            offset = self._journal.offset if oldest is None and self._journal.pending else None
+        if oldest is None and offset is not None:
+            batches, _, _ = self._journal.read(1, offset)  # outside the lock: its own file handle
+            oldest = batches[0] if batches else None
         return max(0.0, time.time() - oldest.created) if oldest is not None else 0.0
 
     def flush(self, timeout: float | None = None) -> bool:
@@ -167,11 +179,15 @@ class EventSink:
     def close(self, timeout: float = 10.0) -> bool:
         """Store what is pending for up to ``timeout`` seconds, then stop the writer. Whatever is left
         goes to the journal, to be stored at the next start; True when nothing was left."""
+        started = time.monotonic()
         done = self.flush(timeout)
         self._stop.set()
         if self._thread.ident is not None:
-            self._thread.join(max(1.0, RETRY_MAX_S))
+            # The writer leaves a retry at once when stopped; a store call in progress is bounded by
+            # the store's own timeout.
+            self._thread.join(max(0.5, timeout - (time.monotonic() - started)))
         with self._lock:
+            self._closed = True
             left = []
             while True:
                 try:
@@ -181,12 +197,10 @@ class EventSink:
             if self._writing is not None and self._writing_from_queue:  # given up on mid-retry
                 left.insert(0, self._writing)
             self._writing = None
-            # Queued batches are older than the journal's: rewrite it with them first.
             if left:
-                rest, end, lines = self._journal.read(10**9)
-                self._journal.advance(end, lines)
-                for batch in left + rest:
-                    self._journal.append(batch)
+                # Queued batches are older than the journal's: they go first, in one atomic rewrite.
+                rest, _, _ = self._journal.read(10**9)
+                self._journal.rewrite(left + rest)
             pending = self._journal.pending
             self._journal.close()
         if pending:
@@ -208,12 +222,12 @@ class EventSink:
                 continue
             # The queue is empty: the journal's batches (all newer than anything queued) are next.
             with self._lock:
-                batches, end, lines = (
-                    self._journal.read(JOURNAL_READ) if self._journal.pending else ([], 0, 0)
-                )
-                if not batches and not lines:
+                offset = self._journal.offset if self._journal.pending else None
+                if offset is None:
                     self._idle.notify_all()
                     continue
+            # Read outside the lock (its own file handle): publishers only append meanwhile.
+            batches, end, lines = self._journal.read(JOURNAL_READ, offset)
             for journaled in batches:
                 if not self._store(journaled, from_queue=False):
                     return  # stopping: the journal keeps them from its stored offset
@@ -224,30 +238,46 @@ class EventSink:
                     log.info("event journal drained: batches go through memory again")
                 self._idle.notify_all()
 
-    def _store(self, batch: Batch, *, from_queue: bool) -> bool:
-        """Store one batch, retrying with backoff; False if the sink stopped first."""
+    def _store(self, batch: Batch, *, from_queue: bool, deadline: float | None = None) -> bool:
+        """Store one batch, retrying with backoff; False if the sink stopped (or ``deadline``
+        passed) first. A batch the store refuses for what it is (not an outage) is set aside in
+        ``rejected.jsonl`` beside the journal, logged, and counts as done: it must not stop the
+        batches behind it."""
         with self._lock:
             self._writing, self._writing_from_queue = batch, from_queue
         delay = RETRY_INITIAL_S
         while True:
             try:
                 self.store.apply_batch(batch.transitions, batch.traffic, batch_id=batch.id)
+                stored = True
                 break
             except StorageError as exc:
                 now = time.monotonic()
                 if now - self._last_error_log > 5.0:
                     self._last_error_log = now
                     log.error("event store unavailable, %d batches waiting: %s", self.backlog, exc)
+                if deadline is not None and now + delay > deadline:
+                    return False
                 if self._stop.wait(delay):
                     return False  # close() takes care of the batch
                 delay = min(RETRY_MAX_S, delay * 2)
+            except Exception:
+                log.exception(
+                    "event batch %s refused by the store: set aside in %s", batch.id, self._rejected
+                )
+                with self._rejected.open("a") as f:
+                    f.write(batch.to_line())
+                stored = False
+                break
         with self._lock:
             self._writing = None
-            self.stored_batches += 1
+            if stored:
+                self.stored_batches += 1
             if from_queue:
                 self._queue.task_done()
                 self._idle.notify_all()
-        for t in batch.transitions:
-            self.bus.publish(t)
-            self.observer.event_transition(transition=t)
+        if stored:
+            for t in batch.transitions:
+                self.bus.publish(t)
+                self.observer.event_transition(transition=t)
         return True

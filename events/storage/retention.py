@@ -108,10 +108,11 @@ class RetentionJob:
         self._thread.start()
         return self
 
-    def close(self) -> None:
+    def close(self, timeout: float = 10.0) -> None:
+        """Stop; a purge in progress stops at its next page (its deletes so far stand)."""
         self._stop.set()
         if self._thread.ident is not None:
-            self._thread.join(10)
+            self._thread.join(timeout)
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -119,6 +120,8 @@ class RetentionJob:
                 self.run_once()
             except StorageError as exc:
                 log.error("retention purge failed, trying again in %.0f s: %s", self.config.interval_s, exc)
+            except Exception:
+                log.exception("retention purge failed, trying again in %.0f s", self.config.interval_s)
             self._stop.wait(self.config.interval_s)
 
     def run_once(self, now: datetime | None = None) -> PurgeReport:
@@ -170,7 +173,7 @@ class RetentionJob:
         report: PurgeReport,
         skip: set[str] = frozenset(),  # type: ignore[assignment]
     ) -> None:
-        while True:
+        while not self._stop.is_set():
             candidates = self.store.expired(cutoff, camera=camera, types=[type_], limit=PAGE)
             due = [e for e in candidates if e.camera not in skip]
             deleted = self._delete(due, report) if due else 0
@@ -180,6 +183,9 @@ class RetentionJob:
     def _delete(self, events: list[Event], report: PurgeReport) -> int:
         ready = []
         for ev in events:
+            current = self.store.get(ev.id)
+            if current is None or current.locked:
+                continue  # locked (or gone) since the query: its media stay
             try:
                 removed = self._delete_media(ev)
             except (StorageError, OSError) as exc:
@@ -225,6 +231,9 @@ class RetentionJob:
                 )
                 break
             for ev in events:
+                current = self.store.get(ev.id)
+                if current is None or current.locked:
+                    continue
                 freed += self._delete_media(ev)
                 self.store.clear_media(ev.id)
                 if _free_pct(self.media_dir) >= disk.target_free_pct:

@@ -77,6 +77,8 @@ class _Entry:
     evidence: bool
     created: float
     size: int
+    next_try: float = 0.0  # time.monotonic() of the next upload attempt
+    attempts: int = 0
 
 
 class UploadSpool:
@@ -88,9 +90,9 @@ class UploadSpool:
         directory: Path,
         *,
         on_uploaded: UploadedHook,
-        max_bytes: int = 1 << 30,
-        retry_initial_s: float = 1.0,
-        retry_max_s: float = 60.0,
+        max_bytes: int,
+        retry_initial_s: float,
+        retry_max_s: float,
     ) -> None:
         self.objects = objects
         self.directory = directory
@@ -147,14 +149,19 @@ class UploadSpool:
             self._thread.start()
         return self
 
-    def close(self, timeout: float = 5.0) -> None:
-        """Try what is spooled once more (up to ``timeout``), then stop; the rest stays on disk."""
-        self.drain(timeout)
+    def close(self, timeout: float) -> None:
+        """Try what is spooled once more (within ``timeout``), then stop; the rest stays on disk."""
+        started = time.monotonic()
+        with self._cond:
+            for entry in self._entries.values():
+                entry.next_try = 0.0
+        if self._thread is not None:
+            self.drain(0.8 * timeout)
         self._stop.set()
         with self._cond:
             self._cond.notify_all()
         if self._thread is not None:
-            self._thread.join(timeout)
+            self._thread.join(max(0.1, timeout - (time.monotonic() - started)))
         if self._entries:
             log.warning(
                 "%d media still in the upload spool %s: uploaded at the next start",
@@ -189,22 +196,20 @@ class UploadSpool:
         evidence: bool,
     ) -> None:
         entry = _Entry(name, key, content_type, dict(metadata), dict(link), evidence, time.time(), len(data))
-        # Bytes first, then the description: an entry without its .json is an unfinished write.
-        _write_atomic(self.directory / f"{name}.data", data)
-        _write_atomic(
-            self.directory / f"{name}.json",
-            json.dumps(
-                {
-                    "key": key,
-                    "content_type": content_type,
-                    "metadata": entry.metadata,
-                    "link": entry.link,
-                    "evidence": evidence,
-                    "created": entry.created,
-                }
-            ).encode(),
-        )
-        with self._cond:
+        description = json.dumps(
+            {
+                "key": key,
+                "content_type": content_type,
+                "metadata": entry.metadata,
+                "link": entry.link,
+                "evidence": evidence,
+                "created": entry.created,
+            }
+        ).encode()
+        with self._cond:  # the retry thread never sees half an entry, nor removes a newer one
+            # Bytes first, then the description: bytes without a description are an unfinished write.
+            _write_atomic(self.directory / f"{name}.data", data)
+            _write_atomic(self.directory / f"{name}.json", description)
             old = self._entries.get(name)
             if old is not None:
                 entry.created = old.created  # keeps its place in line
@@ -277,41 +282,64 @@ class UploadSpool:
     # -- retry thread ----------------------------------------------------------------------------------
 
     def _run(self) -> None:
-        delay = self.retry_initial_s
         while not self._stop.is_set():
             with self._cond:
                 self._cond.wait_for(lambda: self._entries or self._stop.is_set())
                 if self._stop.is_set():
                     return
-                entry = min(self._entries.values(), key=lambda e: e.created)
-            if self._retry(entry):
-                delay = self.retry_initial_s
-                continue
-            # Backoff with jitter, so many services behind one outage do not retry in step.
-            wait = delay * random.uniform(0.8, 1.2)
-            delay = min(self.retry_max_s, delay * 2)
-            with self._cond:
-                self._cond.wait(wait)  # woken early by drain() or close()
+                # The entry due first; each has its own backoff, so one that keeps failing (a key
+                # the store refuses) never holds up the others.
+                entry = min(self._entries.values(), key=lambda e: (e.next_try, e.created))
+                wait = entry.next_try - time.monotonic()
+                if wait > 0:
+                    self._cond.wait(wait)  # woken early by a new entry, drain() or close()
+                    continue
+            self._retry(entry)
 
-    def _retry(self, entry: _Entry) -> bool:
+    def _retry(self, entry: _Entry) -> None:
         with self._cond:
+            if self._entries.get(entry.name) is not entry:
+                return  # replaced by a newer copy or evicted meanwhile
             self._counts["retried"] += 1
+            try:
+                data = (self.directory / f"{entry.name}.data").read_bytes()
+            except FileNotFoundError:
+                log.error("upload spool entry for %s lost its bytes: dropped", entry.key)
+                del self._entries[entry.name]
+                self._remove(entry.name)
+                return
         try:
-            data = (self.directory / f"{entry.name}.data").read_bytes()
             self.objects.put(entry.key, data, entry.content_type, entry.metadata)
             self.on_uploaded(key=entry.key, link=entry.link)
         except (StorageError, OSError) as exc:
-            log.debug("retry of %s failed: %s", entry.key, exc)
-            return False
+            entry.attempts += 1
+            # Backoff with jitter, so many services behind one outage do not retry in step.
+            delay = min(self.retry_max_s, self.retry_initial_s * 2 ** (entry.attempts - 1))
+            entry.next_try = time.monotonic() + delay * random.uniform(0.8, 1.2)
+            log.debug("retry %d of %s failed: %s", entry.attempts, entry.key, exc)
+            return
+        except Exception:
+            log.exception("upload spool entry for %s cannot be linked: set aside", entry.key)
+            with self._cond:
+                self._set_aside(entry)
+            return
         with self._cond:
-            current = self._entries.get(entry.name)
-            if current is entry:  # not replaced by a newer copy meanwhile
+            if self._entries.get(entry.name) is entry:  # not replaced by a newer copy meanwhile
                 del self._entries[entry.name]
                 self._remove(entry.name)
             self._counts["uploaded"] += 1
             self._cond.notify_all()
         log.info("uploaded %s from the spool", entry.key)
-        return True
+
+    def _set_aside(self, entry: _Entry) -> None:
+        aside = self.directory / "rejected"
+        aside.mkdir(exist_ok=True)
+        for suffix in (".json", ".data"):
+            path = self.directory / f"{entry.name}{suffix}"
+            if path.exists():
+                os.replace(path, aside / path.name)
+        self._entries.pop(entry.name, None)
+        self._cond.notify_all()
 
 
 def _write_atomic(path: Path, data: bytes) -> None:

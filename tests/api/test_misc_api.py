@@ -165,7 +165,14 @@ def test_snapshot_writer_metrics(parts: Parts, tmp_path: Path) -> None:
     from events.storage.snapshot import SnapshotWriter
     from events.storage.spool import UploadSpool, link_to_store
 
-    spool = UploadSpool(parts.objects, tmp_path / "spool", on_uploaded=link_to_store(parts.store))
+    spool = UploadSpool(
+        parts.objects,
+        tmp_path / "spool",
+        on_uploaded=link_to_store(parts.store),
+        max_bytes=1 << 20,
+        retry_initial_s=1.0,
+        retry_max_s=1.0,
+    )
     writer = SnapshotWriter(spool)
     parts.metrics.watch_snapshots(writer)
     text = parts.metrics.render().decode()

@@ -61,7 +61,7 @@ def test_postgres_restart_mid_run_loses_nothing(tmp_path: Path, footage_dir: Pat
     analysed: list[float] = []
     lock = threading.Lock()
 
-    def on_analysed(frame: Frame, result: StepResult) -> None:
+    def on_analysed(*, frame: Frame, result: StepResult) -> None:
         now = time.monotonic()
         with lock:
             analysed.append(now)

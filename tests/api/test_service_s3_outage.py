@@ -75,7 +75,7 @@ def test_snapshots_survive_a_one_minute_s3_outage(
     service = Service(config)
     analysed: Counter[str] = Counter()
 
-    def on_analysed(frame: Frame, result: StepResult) -> None:
+    def on_analysed(*, frame: Frame, result: StepResult) -> None:
         analysed[frame.camera] += 1
 
     for worker in service.workers.values():

@@ -56,7 +56,7 @@ def test_a_locked_sqlite_delays_storage_not_the_cameras(
     emitted: dict[str, Phase] = {}
     lock = threading.Lock()
 
-    def on_analysed(frame: Frame, result: StepResult) -> None:
+    def on_analysed(*, frame: Frame, result: StepResult) -> None:
         with lock:
             decoded_at.append((frame.camera, frame.wall_time))
             for t in result.transitions:

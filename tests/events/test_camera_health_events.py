@@ -16,16 +16,24 @@ def change(cond: HealthCondition, active: bool, since: float) -> HealthChange:
 
 def test_offline_then_online_lifecycle() -> None:
     ev = CameraHealthEvents("gate")
-    assert ev.status_changed(S.CONNECTING, S.ONLINE, None, wall=WALL) == []  # first connection: no event
-    assert ev.status_changed(S.ONLINE, S.CONNECTING, "end of stream", wall=WALL + 1) == []  # within grace
-    [start] = ev.status_changed(S.CONNECTING, S.OFFLINE, "Connection refused", pts=12.0, wall=WALL + 11)
+    assert (
+        ev.status_changed(old=S.CONNECTING, new=S.ONLINE, error=None, wall=WALL) == []
+    )  # first connection: no event
+    assert (
+        ev.status_changed(old=S.ONLINE, new=S.CONNECTING, error="end of stream", wall=WALL + 1) == []
+    )  # within grace
+    [start] = ev.status_changed(
+        old=S.CONNECTING, new=S.OFFLINE, error="Connection refused", pts=12.0, wall=WALL + 11
+    )
     assert (start.phase, start.event.type, start.event.data["error"]) == (
         Phase.START,
         EventType.CAMERA_OFFLINE,
         "Connection refused",
     )
-    assert ev.status_changed(S.OFFLINE, S.OFFLINE, "again", wall=WALL + 20) == []
-    end, online_start, online_end = ev.status_changed(S.OFFLINE, S.ONLINE, None, pts=12.0, wall=WALL + 30)
+    assert ev.status_changed(old=S.OFFLINE, new=S.OFFLINE, error="again", wall=WALL + 20) == []
+    end, online_start, online_end = ev.status_changed(
+        old=S.OFFLINE, new=S.ONLINE, error=None, pts=12.0, wall=WALL + 30
+    )
     assert (end.phase, end.event.id, end.event.active) == (Phase.END, start.event.id, False)
     assert (end.event.end_time - end.event.start_time).total_seconds() == 19
     assert online_start.event.type == EventType.CAMERA_ONLINE and online_start.phase == Phase.START
@@ -46,7 +54,7 @@ def test_health_conditions_start_and_clear() -> None:
 def test_close_ends_what_is_open() -> None:
     ev = CameraHealthEvents("gate")
     ev.health_changed([change(HealthCondition.FROZEN, True, 1.0), change(HealthCondition.MOVED, True, 2.0)])
-    ev.status_changed(S.CONNECTING, S.OFFLINE, "refused")
+    ev.status_changed(old=S.CONNECTING, new=S.OFFLINE, error="refused")
     closed = ev.close(pts=9.0)
     assert {t.event.type for t in closed} == {
         EventType.CAMERA_FROZEN,

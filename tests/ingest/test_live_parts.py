@@ -122,7 +122,7 @@ def tracker(grace: float = 5.0) -> tuple[StatusTracker, Clock, list[tuple[str, s
         "door",
         "rtsp://admin:***@cam/x",
         grace,
-        on_status=lambda cam, old, new, err: seen.append((cam, str(old), str(new), err)),
+        on_status=lambda *, camera, old, new, error: seen.append((camera, str(old), str(new), error)),
         clock=clock,
         wall=clock,
     )
@@ -176,7 +176,7 @@ def test_status_zero_grace_goes_offline_at_once() -> None:
 
 
 def test_callback_errors_do_not_break_the_tracker() -> None:
-    def boom(*_args: object) -> None:
+    def boom(**_kwargs: object) -> None:
         raise RuntimeError("consumer bug")
 
     t = StatusTracker("door", "rtsp://cam/x", 1.0, on_status=boom)

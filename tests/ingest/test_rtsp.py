@@ -62,7 +62,7 @@ class Recorder:
         with self._lock:
             self.frames.append(frame)
 
-    def status(self, camera: str, old: CameraState, new: CameraState, error: str | None) -> None:
+    def status(self, *, camera: str, old: CameraState, new: CameraState, error: str | None) -> None:
         with self._lock:
             self.changes.append((time.monotonic(), old, new, error))
 

@@ -161,3 +161,32 @@ def test_an_unreadable_journal_line_is_skipped_and_logged(
     assert sink.backlog == 0
     sink.close()
     store.close()
+
+
+def test_a_batch_the_store_refuses_is_set_aside_and_the_rest_goes_on(tmp_path: Path) -> None:
+    store = SqliteEventStore(tmp_path / "events.db")
+    sink = _sink(tmp_path, store).start()
+    bad, _ = _crossing(0)
+    naive = bad[0].event.model_copy(update={"start_time": datetime(2024, 5, 1, 12, 0)})  # no time zone
+    sink.publish([EventTransition(phase=Phase.END, event=naive)])
+    sink.publish(*_crossing(1)[:1], traffic=_crossing(1)[1])
+    assert sink.flush(timeout=10)
+    assert _stored(store) == (1, 1)
+    assert naive.id in (tmp_path / "state" / "rejected.jsonl").read_text()
+    sink.close()
+    store.close()
+
+
+def test_a_torn_append_is_cut_so_the_next_batch_is_not_glued_to_it(tmp_path: Path) -> None:
+    from pipeline.journal import Batch, Journal
+
+    journal = Journal(tmp_path)
+    journal.append(Batch("run:1", 1.0))
+    with journal.path.open("ab") as f:
+        f.write(b'{"id": "run:2", "crea')  # the process died here
+    journal.close()
+    again = Journal(tmp_path)
+    assert again.pending == 1
+    again.append(Batch("run:3", 3.0))
+    batches, _, lines = again.read(10)
+    assert [b.id for b in batches] == ["run:1", "run:3"] and lines == 2

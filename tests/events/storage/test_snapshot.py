@@ -208,7 +208,7 @@ def test_an_upload_that_fails_waits_in_the_spool_and_lands_once(
         (objects.root / "snapshots").unlink()
         spool.start()
         assert spool.drain(10)
-        spool.close()
+        spool.close(5)
     assert writer.stats().failed == 0
     assert objects.exists("snapshots/cam1/2024/05/01/x.jpg")
     start_event(store, "x")
@@ -224,5 +224,10 @@ def test_writer_accepts_the_rules_candidate_type(parts: tuple[LocalObjectStore, 
 
 def _spool(objects: LocalObjectStore, store: SqliteEventStore) -> UploadSpool:
     return UploadSpool(
-        objects, objects.root.parent / "spool", on_uploaded=link_to_store(store), retry_initial_s=0.05
+        objects,
+        objects.root.parent / "spool",
+        on_uploaded=link_to_store(store),
+        max_bytes=1 << 30,
+        retry_initial_s=0.05,
+        retry_max_s=1.0,
     )
