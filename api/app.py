@@ -6,11 +6,18 @@ import logging
 from datetime import timedelta
 from zoneinfo import ZoneInfo
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from api import hardening
+from api.audit import routes as audit_routes
+from api.auth import routes as auth_routes
+from api.auth.deps import require_principal
+from api.auth.security import Security
+from api.console import pages as console_pages
 from api.context import AppContext, CameraStatusProvider
 from api.metrics import KhuphoMetrics
+from api.review import routes as review_routes
 from api.routes import cameras, events, health, prometheus, stream, traffic
 from events.storage.bus import EventBus
 from events.storage.objects import ObjectNotFound, ObjectStore
@@ -26,13 +33,17 @@ def create_app(
     cameras_status_provider: CameraStatusProvider,
     metrics: KhuphoMetrics,
     *,
+    security: Security,
     heartbeat_s: float = 15.0,
     presign_expiry: timedelta = timedelta(hours=1),
     sse_queue_size: int = 256,
     traffic_tz: str = "UTC",
     title: str = "khupho",
 ) -> FastAPI:
-    """The HTTP API over the given components; OpenAPI docs at ``/docs``.
+    """The HTTP API and the review console over the given components; OpenAPI docs at ``/docs``.
+
+    Every route needs credentials (``security``: accounts, scopes, audit, review)
+    except ``/healthz``, ``/auth/login``, the login page and static files.
 
     The caller owns the components (starts and closes them); the app only reads the
     store and object store, subscribes to the bus, and renders the metrics.
@@ -46,7 +57,12 @@ def create_app(
         title=title,
         summary="Events, traffic counts, camera status and metrics of a khupho video-analytics node",
         version="0.1.0",
+        # Served by hardening.install behind a login instead of FastAPI's public defaults.
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
     )
+    app.state.security = security
     app.state.khupho = AppContext(
         store=store,
         objects=objects,
@@ -62,19 +78,29 @@ def create_app(
 
     @app.exception_handler(ObjectNotFound)
     async def _not_found(request: Request, exc: ObjectNotFound) -> JSONResponse:
-        return JSONResponse(status_code=404, content={"detail": str(exc)})
+        return JSONResponse(status_code=404, content={"detail": "not found"})
 
     @app.exception_handler(StorageError)
     async def _unavailable(request: Request, exc: StorageError) -> JSONResponse:
         # Storage down is the server's state, not a bug: 503 tells clients and load balancers to retry.
+        # The detail (server, key) goes to the log, not to the client.
         log.warning("%s %s: %s", request.method, request.url.path, exc)
-        return JSONResponse(status_code=503, content={"detail": str(exc)})
+        return JSONResponse(status_code=503, content={"detail": "storage unavailable, try again"})
 
-    app.include_router(health.router)
-    app.include_router(cameras.router)
+    hardening.install(app)
+    console_pages.install_login_redirect(app)
+    authenticated = [Depends(require_principal)]
+    app.include_router(health.router)  # public: liveness only
+    app.include_router(auth_routes.public_router)  # public: POST /auth/login
+    app.include_router(console_pages.public_router)  # public: the login page and static files
+    app.include_router(auth_routes.router, dependencies=authenticated)
+    app.include_router(cameras.router, dependencies=authenticated)
     # The stream and count routes come before /events/{event_id}, which would otherwise match them.
-    app.include_router(stream.router)
-    app.include_router(events.router)
-    app.include_router(traffic.router)
-    app.include_router(prometheus.router)
+    app.include_router(stream.router, dependencies=authenticated)
+    app.include_router(events.router, dependencies=authenticated)
+    app.include_router(traffic.router, dependencies=authenticated)
+    app.include_router(review_routes.router, dependencies=authenticated)
+    app.include_router(audit_routes.router, dependencies=authenticated)
+    app.include_router(prometheus.router)  # an administrator or a metrics key (checked by the route)
+    app.include_router(console_pages.router)  # pages redirect to the login page without a session
     return app

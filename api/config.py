@@ -14,6 +14,7 @@ from typing import Any, Self
 import yaml
 from pydantic import Field, ValidationError, model_validator
 
+from api.auth.config import AuthConfig, KhuPhoConfig, WardConfig
 from detectors.config import DetectorConfig
 from events.config import EventsConfig
 from events.storage.config import SqliteStoreConfig, StorageConfig
@@ -38,6 +39,18 @@ class ApiConfig(ConfigModel):
     sse_heartbeat_s: float = Field(15.0, gt=0)
 
 
+class PrivacyConfig(ConfigModel):
+    # Snapshots are stored redacted (YuNet faces and person heads blurred); the original beside it
+    # is served only to accounts with the unredacted permission, with a reason, audited.
+    blur_faces: bool = True
+    face_model: Path | None = None  # default: face_detection_yunet.onnx in $KHUPHO_MODELS_DIR
+
+
+class ReviewConfig(ConfigModel):
+    # Events of one camera and rule starting within this long of an item's last activity join it.
+    merge_gap_s: float = Field(60.0, ge=0)
+
+
 class KhuphoConfig(ConfigModel):
     """Everything ``khupho run`` needs."""
 
@@ -46,6 +59,11 @@ class KhuphoConfig(ConfigModel):
     events: EventsConfig = Field(default_factory=EventsConfig)
     storage: StorageConfig = Field(default_factory=StorageConfig)
     api: ApiConfig = Field(default_factory=ApiConfig)
+    auth: AuthConfig = Field(default_factory=AuthConfig)
+    privacy: PrivacyConfig = Field(default_factory=PrivacyConfig)
+    review: ReviewConfig = Field(default_factory=ReviewConfig)
+    wards: dict[str, WardConfig] = Field(default_factory=dict)
+    khu_pho: dict[str, KhuPhoConfig] = Field(default_factory=dict)
     cameras: dict[str, CameraConfig] = Field(min_length=1)
     # SIGTERM/SIGINT: how long cameras, the event writer and snapshot uploads get to finish.
     shutdown_timeout_s: float = Field(10.0, gt=0, le=600)
@@ -55,6 +73,14 @@ class KhuphoConfig(ConfigModel):
         for cam_id in self.cameras:
             if not cam_id or not all(c.isalnum() or c in "-_." for c in cam_id):
                 raise ValueError(f"camera id {cam_id!r}: use letters, digits, '-', '_' or '.'")
+        for kp_id, kp in self.khu_pho.items():
+            if kp.ward not in self.wards:
+                raise ValueError(f"khu_pho.{kp_id}.ward: unknown ward {kp.ward!r}")
+        for cam_id, cam in self.cameras.items():
+            if cam.khu_pho is not None and cam.khu_pho not in self.khu_pho:
+                raise ValueError(f"cameras.{cam_id}.khu_pho: unknown khu phố {cam.khu_pho!r}")
+            if any(len(p) < 3 for p in cam.privacy_masks):
+                raise ValueError(f"cameras.{cam_id}.privacy_masks: a polygon needs at least 3 points")
         return self
 
 
@@ -118,4 +144,9 @@ def _anchor_paths(config: KhuphoConfig, base: Path) -> KhuphoConfig:
     model = detector.model
     if model is not None and (base / model).is_file():
         detector = detector.model_copy(update={"model": base / model})
-    return config.model_copy(update={"storage": storage, "cameras": cameras, "detector": detector})
+    privacy = config.privacy
+    if privacy.face_model is not None:
+        privacy = privacy.model_copy(update={"face_model": base / privacy.face_model})
+    return config.model_copy(
+        update={"storage": storage, "cameras": cameras, "detector": detector, "privacy": privacy}
+    )

@@ -28,6 +28,8 @@ class CameraStatus(BaseModel):
     dropped_frames: int | None = None
     width: int | None = None  # of the decoded picture, once known
     height: int | None = None
+    khu_pho: str = ""  # names from the configuration, e.g. "Khu phố 1"
+    ward: str = ""
 
     @model_validator(mode="after")
     def _default_name(self) -> CameraStatus:

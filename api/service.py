@@ -13,18 +13,24 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import cv2
 import uvicorn
 
 from api.app import create_app
+from api.auth import ScopeIndex
+from api.auth.security import Security
 from api.config import KhuphoConfig
 from api.metrics import KhuphoMetrics
+from api.review.feeder import ReviewFeeder
 from detectors import YoloOnnxDetector
 from detectors.batcher import InferenceBatcher
+from events.redaction import FaceRedactor
 from events.storage import EventBus, SnapshotWriter, open_event_store, open_object_store
 from events.storage.retention import RetentionJob
 from events.storage.spool import UploadSpool, link_to_store
 from ingest.status import RateMeter
 from models import resolve_model
+from models.resolve import model_dirs
 from pipeline import CameraWorker, EventSink
 from pipeline.recovery import Heartbeat, end_interrupted
 
@@ -67,6 +73,7 @@ class Service:
         )
         self.metrics.watch_spool(self.uploads)
         snap = config.storage.snapshots
+        redactor = _face_redactor(config) if snap.enabled else None
         self.snapshots = (
             SnapshotWriter(
                 self.uploads,
@@ -74,6 +81,7 @@ class Service:
                 quality=snap.quality,
                 crop=snap.crop,
                 max_pending=snap.max_pending,
+                redactor=redactor,
             )
             if snap.enabled
             else None
@@ -121,6 +129,10 @@ class Service:
         self._stop = threading.Event()
         self.server: uvicorn.Server | None = None
         self._poller = threading.Thread(target=self._poll, name="metrics-poller", daemon=True)
+        self.security = open_security(config, self.metrics)
+        # Printed once by the CLI on the first start; never logged, never stored in clear.
+        self.first_admin_password = self.security.ensure_admin()
+        self.review_feeder = ReviewFeeder(self.bus, self.security.review)
         presign = getattr(config.storage.objects, "presign_expiry", None)
         self.app = create_app(
             self.store,
@@ -130,6 +142,7 @@ class Service:
             self.metrics,
             heartbeat_s=config.api.sse_heartbeat_s,
             traffic_tz=config.events.timezone,
+            security=self.security,
             **({"presign_expiry": presign} if presign is not None else {}),
         )
 
@@ -139,6 +152,7 @@ class Service:
         self.retention.start()
         if self.snapshots is not None:
             self.snapshots.start()
+        self.review_feeder.start()
         for worker in self.workers.values():
             worker.start()
         self._poller.start()
@@ -171,7 +185,9 @@ class Service:
             self.snapshots.close(timeout=left())  # encodes what is queued into the spool
         self.uploads.close(timeout=left())  # what S3 does not take now is uploaded at the next start
         self.heartbeat.beat()
+        self.review_feeder.stop()
         self.bus.close()
+        self.security.close()
         self.store.close()
         self.objects.close()
         log.info(
@@ -317,6 +333,45 @@ class _Server(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
+
+
+def open_security(config: KhuphoConfig, metrics: KhuphoMetrics) -> Security:
+    """Accounts, audit and review tables in the event database, scoped by the configured places."""
+    severities = {
+        (cam_id, rule.name): rule.severity
+        for cam_id, cam in config.cameras.items()
+        for rule in cam.events.rules
+    }
+    return Security.open(
+        config.storage.database.path,
+        ScopeIndex(
+            wards=config.wards,
+            khu_pho=config.khu_pho,
+            camera_khu_pho={cam_id: cam.khu_pho for cam_id, cam in config.cameras.items()},
+        ),
+        config.auth,
+        registry=metrics.registry,
+        severity_of=lambda camera, rule, _type: severities.get((camera, rule)),
+        merge_gap_s=config.review.merge_gap_s,
+    )
+
+
+def _face_redactor(config: KhuphoConfig) -> FaceRedactor | None:
+    """YuNet for snapshot redaction; a missing model stops start-up (blur_faces: false to run without)."""
+    if not config.privacy.blur_faces:
+        log.warning("privacy.blur_faces is off: snapshots are stored and served with faces visible")
+        return None
+    from events.redaction import FACE_MODEL, find_face_model
+
+    path = config.privacy.face_model or find_face_model(model_dirs())
+    if path is None:
+        raise ValueError(
+            f"privacy.blur_faces: {FACE_MODEL} not found (set KHUPHO_MODELS_DIR or privacy.face_model)"
+        )
+    try:
+        return FaceRedactor(path)
+    except (FileNotFoundError, cv2.error) as exc:
+        raise ValueError(f"privacy.face_model: cannot load {path.name}: {exc}") from None
 
 
 def _announce(server: uvicorn.Server, on_ready: Callable[[str], None]) -> None:

@@ -115,6 +115,9 @@ class _RuleBase(ConfigModel):
     classes: list[str] = Field(default_factory=list)
     min_confidence: float | None = Field(default=None, ge=0.0, le=1.0)
     anchor: Anchor = Anchor.BOTTOM_CENTER
+    # How the review console ranks this rule's items: "alert" (act now) or "detection" (look later);
+    # null takes the type's default (intrusion, loitering, crowding: alert; line crossing: detection).
+    severity: Literal["alert", "detection"] | None = None
 
     @field_validator("classes")
     @classmethod
@@ -144,6 +147,8 @@ class LineCrossingConfig(_RuleBase):
     start: Point
     end: Point
     hysteresis_px: float = Field(default=10.0, ge=0.0)
+    # A snapshot of each crossing; off by default (privacy: counts need no picture of each passer-by).
+    snapshots: bool = False
 
     @model_validator(mode="after")
     def _distinct_ends(self) -> Self:

@@ -11,6 +11,7 @@ from typing import Protocol
 
 from detectors.batcher import InferenceBatcher
 from ingest.frame import Frame
+from ingest.privacy import PrivacyMask
 from ingest.replay import ReplaySource
 from ingest.rtsp import RtspSource
 from ingest.status import CameraState, CameraStatus
@@ -53,6 +54,7 @@ class CameraWorker:
             events=config.events,
             motion=config.motion,
             health=config.health,
+            privacy=PrivacyMask(config.privacy_masks),
         )
         self._submit = functools.partial(batcher.submit, camera)
         self.on_analysed: AnalysedHook | None = None

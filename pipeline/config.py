@@ -29,6 +29,9 @@ class CameraConfig(ConfigModel):
 
     name: str = ""
     enabled: bool = True
+    khu_pho: str | None = None  # id under ``khu_pho:``; who may see the camera (admins see all)
+    # Polygons (camera pixels) blacked out before detection, snapshots and health checks.
+    privacy_masks: list[list[tuple[float, float]]] = Field(default_factory=list)
     source: CameraSourceConfig | None = None  # a live camera (rtsp://...)
     replay: ReplayConfig | None = None  # or a recorded file
     health: HealthConfig | None = Field(default_factory=HealthConfig)  # null disables health checks

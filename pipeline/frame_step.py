@@ -33,6 +33,7 @@ from events.tracking import empty_tracked
 from ingest.frame import Frame
 from ingest.health import CameraHealthMonitor, HealthChange, HealthConfig
 from ingest.motion import GateDecision, MotionConfig, MotionGate
+from ingest.privacy import PrivacyMask
 
 Submit = Callable[[np.ndarray], "Future[sv.Detections]"]
 """Hands one picture to a detector and returns the future of its detections (the batcher's ``submit``)."""
@@ -71,7 +72,8 @@ class FrameStep:
 
     ``events`` None runs no tracker and no rules (``khupho analyze --no-track``): the
     detections come out as found. ``motion`` None sends every frame to the detector;
-    ``health`` None checks no picture health. Frames must come in stream order. Not
+    ``health`` None checks no picture health; ``privacy`` blacks out the camera's masks
+    before anything else. Frames must come in stream order. Not
     thread-safe: one step per camera, used by one loop (``health_events`` alone is also
     called from the camera's reader thread, and locks).
     """
@@ -85,8 +87,10 @@ class FrameStep:
         events: CameraEventsConfig | None,
         motion: MotionConfig | None = None,
         health: HealthConfig | None = None,
+        privacy: PrivacyMask | None = None,
     ) -> None:
         self.camera = camera
+        self.privacy = privacy
         self.processor = (
             CameraEventProcessor(camera, events, analysis_fps, timezone) if events is not None else None
         )
@@ -118,7 +122,12 @@ class FrameStep:
         never skips a frame that frame-by-frame gating would have sent. ``moved``: the
         frame's motion verdict when already measured (benchmark replays); otherwise the gate
         measures it on ``frame.image``.
+
+        The camera's privacy masks are blacked out here, in place, before anything (gate,
+        detector, health, rules, snapshots) reads the picture: every driver calls this first.
         """
+        if self.privacy:
+            self.privacy.apply(frame.image)
         gate = self.motion_gate
         if gate is None:
             return GateDecision.DETECT

@@ -1,81 +1,130 @@
-"""Stored events: filtered, cursor-paginated listing, one event, its snapshot."""
+"""Stored events: filtered, cursor-paginated listing, one event, its snapshot (redacted, or with a reason
+the original), all limited to the caller's cameras: another khu phố's event is a 404."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Response
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from fastapi.responses import RedirectResponse, StreamingResponse
 
-from api.context import Ctx
+from api.auth.deps import Caller, Sec, client_address
+from api.auth.principal import Principal
+from api.auth.security import Security
+from api.context import AppContext, Ctx
 from api.queries import EventFilters, event_filters, invalid
 from api.schemas import EventCount, EventPage
+from api.scoped_events import count_scoped, list_scoped
 from events.model import Event
 from events.storage.objects import ObjectNotFound
+from events.storage.snapshot import unredacted_key
 from events.storage.store import InvalidCursor
 
 router = APIRouter(tags=["events"])
 
 Filters = Annotated[EventFilters, Depends(event_filters)]
 NOT_FOUND = {404: {"description": "Unknown event"}}
+SNAPSHOT_RESPONSES = {
+    200: {"content": {"image/jpeg": {}}, "description": "The JPEG (local storage)"},
+    307: {"description": "Redirect to a time-limited S3 link"},
+    404: {"description": "Unknown event, or no snapshot yet"},
+}
 
 
 @router.get("/events", response_model=EventPage)
 def list_events(
     ctx: Ctx,
     filters: Filters,
+    principal: Caller,
+    security: Sec,
     limit: Annotated[int, Query(ge=1, le=500, description="page size")] = 50,
-    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+    cursor: Annotated[
+        str | None, Query(max_length=512, description="next_cursor of the previous page")
+    ] = None,
 ) -> EventPage:
     """Events newest first (by start time, then id). Follow ``next_cursor`` for older ones.
 
     Pages are stable while new events arrive: a cursor marks a position in time, so
     newer events never push items from one page onto the next.
     """
+    allowed = security.scope.cameras_for(principal)
     try:
-        items, next_cursor = ctx.store.list_events(filters, limit=limit, cursor=cursor)
+        items, next_cursor = list_scoped(ctx.store, allowed, filters, limit, cursor)
     except InvalidCursor as exc:
         raise invalid("cursor", str(exc), cursor) from exc
     return EventPage(items=items, next_cursor=next_cursor)
 
 
 @router.get("/events/count", response_model=EventCount)
-def count_events(ctx: Ctx, filters: Filters) -> EventCount:
+def count_events(ctx: Ctx, filters: Filters, principal: Caller, security: Sec) -> EventCount:
     """How many events match the filters of ``GET /events``."""
-    return EventCount(count=ctx.store.count_events(filters))
+    return EventCount(count=count_scoped(ctx.store, security.scope.cameras_for(principal), filters))
 
 
-@router.get("/events/{event_id}", response_model=Event, responses=NOT_FOUND)
-def get_event(event_id: str, ctx: Ctx) -> Event:
+def visible_event(ctx: AppContext, security: Security, principal: Principal, event_id: str) -> Event:
+    """The event if it exists and the caller may see its camera; 404 otherwise (never 403)."""
     event = ctx.store.get(event_id)
-    if event is None:
+    if event is None or not security.scope.may_see(principal, event.camera):
         raise HTTPException(status_code=404, detail=f"unknown event {event_id!r}")
     return event
 
 
-@router.get(
-    "/events/{event_id}/snapshot",
-    response_class=Response,
-    responses={
-        200: {"content": {"image/jpeg": {}}, "description": "The JPEG (local storage)"},
-        307: {"description": "Redirect to a time-limited S3 link"},
-        404: {"description": "Unknown event, or no snapshot yet"},
-    },
-)
-def get_snapshot(event_id: str, ctx: Ctx) -> Response:
-    """The event's best snapshot: streamed from local storage, or a redirect to a presigned S3 link."""
-    event = ctx.store.get(event_id)
-    if event is None:
-        raise HTTPException(status_code=404, detail=f"unknown event {event_id!r}")
-    if not event.snapshot:
-        raise HTTPException(status_code=404, detail=f"event {event_id!r} has no snapshot yet")
+@router.get("/events/{event_id}", response_model=Event, responses=NOT_FOUND)
+def get_event(event_id: str, ctx: Ctx, principal: Caller, security: Sec) -> Event:
+    return visible_event(ctx, security, principal, event_id)
+
+
+def serve_snapshot(ctx: AppContext, event: Event, key: str) -> Response:
     # A better snapshot may still replace this one while the event is open.
     cache = "private, max-age=3600" if not event.active else "no-cache"
-    url = ctx.objects.presigned_url(event.snapshot, ctx.presign_expiry)
+    url = ctx.objects.presigned_url(key, ctx.presign_expiry)
     if url is not None:
         return RedirectResponse(url, status_code=307, headers={"Cache-Control": "no-store"})
     try:
-        chunks = ctx.objects.open(event.snapshot)
+        chunks = ctx.objects.open(key)
     except ObjectNotFound as exc:
-        raise HTTPException(status_code=404, detail=f"snapshot of event {event_id!r} is missing") from exc
+        raise HTTPException(status_code=404, detail="snapshot is missing") from exc
     return StreamingResponse(chunks, media_type="image/jpeg", headers={"Cache-Control": cache})
+
+
+@router.get("/events/{event_id}/snapshot", response_class=Response, responses=SNAPSHOT_RESPONSES)
+def get_snapshot(event_id: str, request: Request, ctx: Ctx, principal: Caller, security: Sec) -> Response:
+    """The event's best snapshot with faces blurred: streamed from local storage, or a presigned S3 link."""
+    event = visible_event(ctx, security, principal, event_id)
+    if not event.snapshot:
+        raise HTTPException(status_code=404, detail="no snapshot yet")
+    security.audit.record(
+        principal.name, "snapshot.view", event_id, address=client_address(request), camera=event.camera
+    )
+    return serve_snapshot(ctx, event, event.snapshot)
+
+
+@router.get(
+    "/events/{event_id}/snapshot/unredacted",
+    response_class=Response,
+    responses={**SNAPSHOT_RESPONSES, 403: {"description": "No unredacted permission"}},
+)
+def get_unredacted_snapshot(
+    event_id: str,
+    request: Request,
+    ctx: Ctx,
+    principal: Caller,
+    security: Sec,
+    reason: Annotated[str, Query(min_length=5, max_length=500, description="why the original is needed")],
+) -> Response:
+    """The snapshot without face blur: needs the unredacted permission and a reason; audited."""
+    event = visible_event(ctx, security, principal, event_id)
+    if not principal.may_unredact:
+        raise HTTPException(status_code=403, detail="this account may not see unredacted pictures")
+    if not event.snapshot:
+        raise HTTPException(status_code=404, detail="no snapshot yet")
+    security.audit.record(
+        principal.name,
+        "snapshot.unredacted",
+        event_id,
+        address=client_address(request),
+        camera=event.camera,
+        reason=reason.strip(),
+    )
+    original = unredacted_key(event.snapshot)
+    return serve_snapshot(ctx, event, original if ctx.objects.exists(original) else event.snapshot)

@@ -16,6 +16,9 @@ router = APIRouter(tags=["health"])
 def healthz(ctx: Ctx) -> Health | JSONResponse:
     try:
         ctx.store.get("healthz")  # an indexed read: proves the database answers
-    except StorageError as exc:
-        return JSONResponse(status_code=503, content=Health(status="error", detail=str(exc)).model_dump())
+    except StorageError:
+        # Public route: say what is wrong, not where (the server's address stays in the log).
+        return JSONResponse(
+            status_code=503, content=Health(status="error", detail="event store unavailable").model_dump()
+        )
     return Health(status="ok")

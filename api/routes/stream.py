@@ -24,6 +24,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
 
+from api.auth.deps import Caller, Sec
 from api.context import AppContext, Ctx
 from events.model import EventTransition, EventType
 from events.storage.bus import BusMessage, Gap, SubscriptionClosed, SubscriptionOverflow
@@ -55,9 +56,14 @@ async def _events(
     cameras: frozenset[str] | None,
     types: frozenset[EventType] | None,
     after: str | None,
+    allowed: frozenset[str] | None = None,
 ) -> AsyncIterator[str]:
     def accept(tr: EventTransition) -> bool:
-        return (cameras is None or tr.event.camera in cameras) and (types is None or tr.event.type in types)
+        return (
+            (allowed is None or tr.event.camera in allowed)
+            and (cameras is None or tr.event.camera in cameras)
+            and (types is None or tr.event.type in types)
+        )
 
     # Subscribing inside the generator: if the client leaves before the first byte, no
     # subscription exists to leak. The finally clause runs on disconnect (Starlette
@@ -92,11 +98,13 @@ async def _events(
 async def stream_events(
     request: Request,
     ctx: Ctx,
+    principal: Caller,
+    security: Sec,
     camera: Annotated[list[str] | None, Query(description="only these cameras (repeatable)")] = None,
     type: Annotated[list[EventType] | None, Query(description="only these event types (repeatable)")] = None,
     last_event_id: Annotated[str | None, Header(description="id of the last message received")] = None,
 ) -> StreamingResponse:
-    """Transitions (``start``, ``update``, ``end``) as they happen, optionally filtered."""
+    """Transitions (``start``, ``update``, ``end``) of the caller's cameras as they happen, filtered."""
     client = f"{request.client.host}:{request.client.port}" if request.client else "?"
     return StreamingResponse(
         _events(
@@ -105,6 +113,7 @@ async def stream_events(
             frozenset(camera) if camera else None,
             frozenset(type) if type else None,
             last_event_id,
+            security.scope.cameras_for(principal),
         ),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},

@@ -7,6 +7,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import APIRouter, Query
 
+from api.auth.deps import Caller, Sec
 from api.context import Ctx
 from api.queries import Since, Until, invalid, time_range
 from api.schemas import TrafficPage
@@ -17,6 +18,8 @@ router = APIRouter(tags=["traffic"])
 @router.get("/traffic", response_model=TrafficPage)
 def traffic(
     ctx: Ctx,
+    principal: Caller,
+    security: Sec,
     camera: Annotated[str | None, Query(description="camera id; all cameras if omitted")] = None,
     line: Annotated[str | None, Query(description="counting line name; all lines if omitted")] = None,
     since: Since = None,
@@ -37,5 +40,10 @@ def traffic(
         zone = ZoneInfo(tz)
     except (ZoneInfoNotFoundError, ValueError) as exc:
         raise invalid("tz", f"unknown time zone {tz!r}", tz) from exc
+    allowed = security.scope.cameras_for(principal)
+    if allowed is not None and camera is not None and camera not in allowed:
+        return TrafficPage(bucket=bucket, tz=tz, items=[])
     rows = ctx.store.traffic(camera, line, since, until, bucket=bucket, tz=zone)
-    return TrafficPage(bucket=bucket, tz=tz, items=list(rows))
+    return TrafficPage(
+        bucket=bucket, tz=tz, items=[r for r in rows if allowed is None or r.camera in allowed]
+    )

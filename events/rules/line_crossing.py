@@ -159,7 +159,8 @@ class LineCrossingRule(Rule):
         ev.track_ids.add(int(ctx.tracker_id[row]))
         ev.classes.add(class_name)
         ev.data["direction"] = direction
-        self._offer_snapshot(ev, ctx, row, out)
+        if self.config.snapshots:  # off by default: a count needs no picture of each passer-by
+            self._offer_snapshot(ev, ctx, row, out)
         self._emit_start(ev, out)
         del self._open[None]
         out.transitions.append(EventTransition(phase=Phase.END, event=self._event(ev, ended=True)))

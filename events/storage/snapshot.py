@@ -182,6 +182,18 @@ def _ascii(value: str) -> str:
     return value if value.isascii() and value.isprintable() else quote(value, safe=" ")
 
 
+class Redactor(Protocol):
+    """Hides faces: a copy of ``image`` with faces and the heads of ``person_boxes`` (xyxy) blurred."""
+
+    def redact(self, image: np.ndarray, person_boxes: np.ndarray) -> np.ndarray: ...
+
+
+def unredacted_key(key: str) -> str:
+    """Where the original of a redacted snapshot is kept."""
+    stem, dot, ext = key.rpartition(".")
+    return f"{stem}.unredacted.{ext}" if dot else f"{key}.unredacted"
+
+
 def snapshot_key(camera: str, event_id: str, when: datetime, prefix: str = "snapshots") -> str:
     """``snapshots/{camera}/{yyyy}/{mm}/{dd}/{event_id}.jpg`` with the UTC date of ``when``."""
     d = when.astimezone(UTC)
@@ -215,6 +227,7 @@ class SnapshotWriter:
         max_pending: int = 16,
         prefix: str = "snapshots",
         remember: int = 4096,
+        redactor: Redactor | None = None,
     ) -> None:
         if max_pending < 1:
             raise ValueError("max_pending must be at least 1")
@@ -224,6 +237,7 @@ class SnapshotWriter:
         self.crop = crop
         self.max_pending = max_pending
         self.prefix = prefix
+        self.redactor = redactor
         self._remember = remember
         self._cond = threading.Condition()
         self._pending: OrderedDict[str, Any] = OrderedDict()
@@ -355,9 +369,9 @@ class SnapshotWriter:
         while len(self._known) > self._remember:
             self._known.popitem(last=False)
 
-    def _write(self, candidate: Any, key: str) -> None:
-        jpeg = encode_snapshot(
-            candidate.image,
+    def _encode(self, candidate: Any, image: np.ndarray) -> bytes:
+        return encode_snapshot(
+            image,
             _box(candidate),
             candidate.class_name,
             float(candidate.confidence),
@@ -366,16 +380,36 @@ class SnapshotWriter:
             crop=self.crop,
             other_boxes=getattr(candidate, "boxes", None),
         )
+
+    def _write(self, candidate: Any, key: str) -> None:
+        metadata = {
+            "camera": _ascii(candidate.camera),
+            "event-id": _ascii(candidate.event_id),
+            "class": _ascii(candidate.class_name),
+            "confidence": f"{float(candidate.confidence):.4f}",
+        }
+        evidence = bool(getattr(candidate, "evidence", True))
+        image = candidate.image
+        if self.redactor is not None:
+            # The original goes first, beside the redacted picture (the spool keeps the order), and is
+            # served only with a reason (audited); the redacted one is what the event links to.
+            self.uploads.put(
+                key=unredacted_key(key),
+                data=self._encode(candidate, image),
+                content_type="image/jpeg",
+                metadata=metadata,
+                link={"kind": "original", "event_id": candidate.event_id},
+                evidence=evidence,
+            )
+            box = np.asarray(_box(candidate), dtype=np.float32).reshape(1, 4)
+            others = getattr(candidate, "boxes", None)
+            people = box if others is None else np.vstack([box, np.asarray(others, np.float32).reshape(-1, 4)])
+            image = self.redactor.redact(image, people if candidate.class_name == "person" else people[:0])
         self.uploads.put(
             key=key,
-            data=jpeg,
+            data=self._encode(candidate, image),
             content_type="image/jpeg",
-            metadata={
-                "camera": _ascii(candidate.camera),
-                "event-id": _ascii(candidate.event_id),
-                "class": _ascii(candidate.class_name),
-                "confidence": f"{float(candidate.confidence):.4f}",
-            },
+            metadata=metadata,
             link={"kind": "snapshot", "event_id": candidate.event_id, "score": float(candidate.confidence)},
-            evidence=bool(getattr(candidate, "evidence", True)),
+            evidence=evidence,
         )

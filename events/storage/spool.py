@@ -51,6 +51,8 @@ def link_to_store(store: EventStore) -> UploadedHook:
             store.set_snapshot(event_id, key, float(link["score"]))
         elif kind == "clip":
             store.set_clip(event_id, key)
+        elif kind == "original":
+            pass  # an unredacted snapshot: found by its key, beside the redacted one it belongs to
         else:
             raise ValueError(f"unknown media kind {kind!r} for {key}")
 

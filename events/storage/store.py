@@ -84,6 +84,9 @@ def decode_cursor(cursor: str) -> tuple[int, str]:
         or not isinstance(value[0], int)
         or isinstance(value[0], bool)
         or not isinstance(value[1], str)
+        # SQLite integers are 64-bit: a larger time (e.g. 2**70 in a tampered cursor) is no position.
+        or not -(2**62) <= value[0] < 2**62
+        or len(value[1]) > 128
     ):
         raise InvalidCursor("cursor is not a pagination cursor issued by this API")
     return value[0], value[1]

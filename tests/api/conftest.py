@@ -10,18 +10,20 @@ from api.metrics import KhuphoMetrics
 from events.storage.bus import EventBus
 from events.storage.objects import LocalObjectStore
 from events.storage.sqlite import SqliteEventStore
-from tests.api.support import T0, Parts
+from tests.api.support import T0, Parts, login, open_security
 from tests.conftest_s3 import seaweedfs  # noqa: F401 - the session's SeaweedFS server fixture
 
 
 @pytest.fixture
 def parts(tmp_path: Path) -> Iterator[Parts]:
     store = SqliteEventStore(tmp_path / "events.db")
+    metrics = KhuphoMetrics()
     p = Parts(
         store=store,
         objects=LocalObjectStore(tmp_path / "media"),
         bus=EventBus(),
-        metrics=KhuphoMetrics(),
+        metrics=metrics,
+        security=open_security(tmp_path / "events.db", metrics.registry),
         cameras=[
             {
                 "id": "cam1",
@@ -37,10 +39,13 @@ def parts(tmp_path: Path) -> Iterator[Parts]:
         ],
     )
     yield p
+    p.security.close()
     store.close()
 
 
 @pytest.fixture
 def client(parts: Parts) -> Iterator[TestClient]:
+    """A test client logged in as an administrator (every camera)."""
     with TestClient(parts.app()) as c:
+        login(c)
         yield c

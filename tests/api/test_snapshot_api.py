@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 
 from events.storage.objects_s3 import S3ObjectStore
 from events.storage.snapshot import encode_snapshot
-from tests.api.support import Parts, make_event, start
+from tests.api.support import Parts, login, make_event, start
 from tests.conftest_s3 import S3Server
 
 
@@ -57,6 +57,7 @@ def test_snapshot_redirects_to_presigned_s3_link(parts: Parts, seaweedfs: S3Serv
     parts.store.set_snapshot("ev003", "snapshots/cam1/ev003.jpg", 0.8)
     parts.objects = s3
     with TestClient(parts.app()) as c:
+        login(c)
         r = c.get("/events/ev003/snapshot", follow_redirects=False)
     assert r.status_code == 307
     link = r.headers["location"]

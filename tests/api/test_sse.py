@@ -16,7 +16,7 @@ import pytest
 import uvicorn
 
 from events.model import EventTransition, EventType, Phase
-from tests.api.support import Parts, make_event
+from tests.api.support import Parts, login, make_event
 from tests.conftest_s3 import free_ports
 
 
@@ -118,6 +118,7 @@ def wait_for(predicate: Any, timeout: float = 3.0) -> bool:
 
 def test_transitions_arrive_live_in_order_and_filtered(parts: Parts) -> None:
     with live_server(parts, heartbeat_s=0.2) as url, httpx.Client(timeout=5) as client:
+        login(client, base=url)
         reader = Reader(client, f"{url}/events/stream", params={"camera": "cam1"})
         try:
             assert reader.response.status_code == 200
@@ -163,6 +164,7 @@ def test_transitions_arrive_live_in_order_and_filtered(parts: Parts) -> None:
 
 def test_type_filter_and_resume_with_last_event_id(parts: Parts) -> None:
     with live_server(parts, heartbeat_s=0.2) as url, httpx.Client(timeout=5) as client:
+        login(client, base=url)
         before = parts.bus.publish(tr(1, Phase.START))
         missed = [
             parts.bus.publish(tr(i, Phase.START, type=t))
@@ -187,6 +189,7 @@ def test_type_filter_and_resume_with_last_event_id(parts: Parts) -> None:
 
 def test_unknown_last_event_id_reports_a_gap(parts: Parts) -> None:
     with live_server(parts, heartbeat_s=0.2) as url, httpx.Client(timeout=5) as client:
+        login(client, base=url)
         reader = Reader(client, f"{url}/events/stream", headers={"Last-Event-ID": "feedbeef-41"})
         try:
             parts.bus.publish(tr(1, Phase.START))
@@ -202,5 +205,6 @@ def test_stream_rejects_bad_filters(parts: Parts, params: dict) -> None:
     from fastapi.testclient import TestClient
 
     with TestClient(parts.app()) as c:
+        login(c)
         r = c.get("/events/stream", params=params)
     assert r.status_code == 422 and r.json()["detail"][0]["loc"][:2] == ["query", "type"]

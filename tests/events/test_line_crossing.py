@@ -89,9 +89,15 @@ def test_direction_matches_supervision_line_zone() -> None:
     assert _directions(_run(_rule(), _path(1, 100, range(160, 40, -10)))) == [(1, "in")]
 
 
+def test_crossing_snapshots_are_off_by_default() -> None:
+    out = _run(_rule(), _path(7, 50, [150, 130, 112, 95, 85, 70], "car", 0.9))
+    assert [t.phase for t in out.transitions] == [Phase.START, Phase.END]
+    assert out.snapshots == [] and len(out.crossings) == 1
+
+
 def test_crossing_event_snapshot_and_crossing_record() -> None:
     frames = _path(7, 50, [150, 130, 112, 95, 85, 70], "car", 0.9)
-    out = _run(_rule(), frames)
+    out = _run(_rule(snapshots=True), frames)
     start, end = out.transitions
     assert (start.phase, end.phase) == (Phase.START, Phase.END)
     assert start.event.id == end.event.id

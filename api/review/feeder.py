@@ -1,0 +1,46 @@
+"""Feeds stored event transitions from the bus into the review store, on a thread of its own."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from events.storage.bus import EventBus, SubscriptionClosed
+
+from api.review.store import ReviewStore
+
+log = logging.getLogger(__name__)
+
+
+class ReviewFeeder:
+    def __init__(self, bus: EventBus, review: ReviewStore) -> None:
+        self.review = review
+        # Subscribed at construction, so nothing published between here and start() is missed.
+        self._sub = bus.subscribe(name="review", maxsize=10_000)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="review-feeder", daemon=True)
+
+    def start(self) -> ReviewFeeder:
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        self._sub.close()
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                message = self._sub.get_blocking(timeout=0.5)
+            except SubscriptionClosed:
+                return
+            if message is None:
+                continue
+            gap = self._sub.take_gap()
+            if gap is not None:
+                log.error("review feeder fell behind: %s transitions were not filed", gap.missed)
+            try:
+                self.review.ingest(message.transition)
+            except Exception:
+                log.exception("event %s not filed for review", message.transition.event.id)
