@@ -8,9 +8,13 @@ from typing import Annotated
 
 import typer
 
+from api.auth.cli import audit_app, users_app
+
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False, help=__doc__)
 models_app = typer.Typer(no_args_is_help=True, help="Obtain, export and locate models.")
 app.add_typer(models_app, name="models")
+app.add_typer(users_app, name="users")
+app.add_typer(audit_app, name="audit")
 
 ModelOpt = Annotated[
     str | None,
@@ -191,8 +195,13 @@ def _serve(service_factory, duration: float | None) -> None:  # type: ignore[no-
     def ready(url: str) -> None:
         typer.echo(
             f"khupho is serving {len(service.workers)} camera(s) at {url}  "
-            f"(events: {url}/events, live: {url}/events/stream, API docs: {url}/docs)"
+            f"(console: {url}/login, API docs: {url}/docs after logging in)"
         )
+        if service.first_admin_password is not None:
+            # Shown once, here only: it is stored as an Argon2 hash and must be changed at first login.
+            typer.echo(
+                f"first start: log in at {url}/login as admin, one-time password {service.first_admin_password}"
+            )
 
     service.serve(on_ready=ready)
 

@@ -11,7 +11,8 @@ from api.config import KhuphoConfig, parse_config
 # Rules in each clip's own pixel coordinates (checked on its frames).
 DEMO_CAMERAS: dict[str, dict[str, Any]] = {
     "intersection": {
-        "name": "Intersection (traffic counting)",
+        "name": "Ngã tư (đếm xe)",
+        "khu_pho": "kp1",
         "clip": "traffic_intersection_cctv_640x480_h264.mp4",
         "rules": [
             {
@@ -24,7 +25,8 @@ DEMO_CAMERAS: dict[str, dict[str, Any]] = {
         ],
     },
     "residential_lane": {
-        "name": "Residential lane at night (intrusion)",
+        "name": "Hẻm dân cư ban đêm (xâm nhập)",
+        "khu_pho": "kp2",
         "clip": "security_residential_lane_night_1280x720_h264.mp4",
         "rules": [
             {
@@ -44,7 +46,8 @@ DEMO_CAMERAS: dict[str, dict[str, Any]] = {
         ],
     },
     "plaza": {
-        "name": "Plaza (crowding, loitering)",
+        "name": "Quảng trường (tụ tập, lảng vảng)",
+        "khu_pho": "kp1",
         "clip": "pedestrians_plaza_overhead_1280x720_h264.mp4",
         "rules": [
             {
@@ -65,7 +68,8 @@ DEMO_CAMERAS: dict[str, dict[str, Any]] = {
         ],
     },
     "street": {
-        "name": "Pedestrian street (intrusion)",
+        "name": "Phố đi bộ (xâm nhập)",
+        "khu_pho": "kp3",
         "clip": "pedestrians_street_pets_768x576_msmpeg4.avi",
         "rules": [
             {
@@ -76,6 +80,15 @@ DEMO_CAMERAS: dict[str, dict[str, Any]] = {
             },
         ],
     },
+}
+
+
+# Where the demo cameras are: two wards, three khu phố (names as the console shows them).
+DEMO_WARDS = {"ben_thanh": {"name": "Phường Bến Thành"}, "da_kao": {"name": "Phường Đa Kao"}}
+DEMO_KHU_PHO = {
+    "kp1": {"name": "Khu phố 1", "ward": "ben_thanh"},
+    "kp2": {"name": "Khu phố 2", "ward": "ben_thanh"},
+    "kp3": {"name": "Khu phố 3", "ward": "da_kao"},
 }
 
 
@@ -106,9 +119,12 @@ def demo_config(
                 "objects": {"type": "local", "root": str(data_dir / "media")},
             },
             "api": {"port": port},
+            "wards": DEMO_WARDS,
+            "khu_pho": DEMO_KHU_PHO,
             "cameras": {
                 cam: {
                     "name": DEMO_CAMERAS[cam]["name"],
+                    "khu_pho": DEMO_CAMERAS[cam]["khu_pho"],
                     "replay": {
                         "path": str(footage / DEMO_CAMERAS[cam]["clip"]),
                         "analysis_fps": fps,

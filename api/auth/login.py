@@ -42,7 +42,7 @@ def login(
     security.limiter.succeeded(username)
     token, csrf = security.auth.new_session(user, security.config.session_ttl_s)
     secure = security.config.secure_cookies or request.url.scheme == "https"
-    max_age = int(security.config.session_ttl_s)
+    max_age = math.ceil(security.config.session_ttl_s)
     response.set_cookie(
         SESSION_COOKIE, token, max_age=max_age, httponly=True, samesite="strict", secure=secure, path="/"
     )

@@ -238,7 +238,8 @@ class ReviewStore:
         item_id = uuid.uuid4().hex
         c.execute(
             "INSERT INTO review_items (id, camera, rule, type, severity, state, start_us, last_us, active,"
-            " events, tracks, classes, created_us, seq) VALUES (?, ?, ?, ?, ?, 'new', ?, ?, 1, 0, '[]', '[]', ?, ?)",
+            " events, tracks, classes, created_us, seq)"
+            " VALUES (?, ?, ?, ?, ?, 'new', ?, ?, 1, 0, '[]', '[]', ?, ?)",
             (item_id, camera, rule, str(type), severity, start_us, start_us, _now_us(), _next_seq(c)),
         )
         return item_id

@@ -84,3 +84,14 @@ class Parts:
             security=self.security,
             **kw,
         )
+
+
+def jpeg_bytes(seed: int = 0) -> bytes:
+    """A small real JPEG; a different ``seed`` gives different bytes."""
+    import cv2
+    import numpy as np
+
+    image = np.random.default_rng(seed).integers(0, 255, (48, 64, 3), dtype=np.uint8)
+    ok, data = cv2.imencode(".jpg", image)
+    assert ok
+    return data.tobytes()

@@ -13,6 +13,7 @@ import pytest
 
 from api.config import parse_config
 from api.service import Service
+from tests.api.support import login
 
 
 def covered_clip(source: Path, out: Path) -> Path:
@@ -60,6 +61,7 @@ def test_covered_camera_raises_camera_blocked(tmp_path: Path, footage_dir: Path,
             time.sleep(0.2)
         time.sleep(1.0)  # the last analysed frames reach the store
         with httpx.Client(base_url=urls[0], timeout=10) as client:
+            login(client, "admin", service.first_admin_password)
             events = client.get("/events", params={"camera": "gate"}).json()["items"]
     finally:
         service.shutdown()

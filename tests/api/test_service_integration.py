@@ -16,6 +16,7 @@ import pytest
 from api.config import parse_config
 from api.demo import DEMO_CAMERAS
 from api.service import Service
+from tests.api.support import login
 
 
 def _camera(footage: Path, name: str, fps: float, speed: float, rules: list | None = None) -> dict:
@@ -37,7 +38,14 @@ def running_service(tmp_path: Path, footage_dir: Path, models_dir: Path) -> Iter
             },
             "api": {"port": 0, "sse_heartbeat_s": 1},
             "cameras": {
-                "intersection": _camera(footage_dir, "intersection", 3, 2),
+                # Crossing snapshots are off by default (privacy); this test wants pictures of them.
+                "intersection": _camera(
+                    footage_dir,
+                    "intersection",
+                    3,
+                    2,
+                    rules=[{**DEMO_CAMERAS["intersection"]["rules"][0], "snapshots": True}],
+                ),
                 # At imgsz 320 (kept small for a 2-core CI) fewer of the plaza's small people are found
                 # than at the demo's 480, so the crowd threshold is lower here.
                 "plaza": _camera(
@@ -76,8 +84,14 @@ def running_service(tmp_path: Path, footage_dir: Path, models_dir: Path) -> Iter
         assert not thread.is_alive()
 
 
-def read_sse(url: str, seconds: float, out: list[dict]) -> None:
-    with httpx.Client(timeout=seconds + 5) as client, client.stream("GET", f"{url}/events/stream") as resp:
+def read_sse(url: str, password: str, seconds: float, out: list[dict]) -> None:
+    with httpx.Client(timeout=seconds + 5) as client:
+        login(client, "admin", password, base=url)
+        _read(client, url, seconds, out)
+
+
+def _read(client: httpx.Client, url: str, seconds: float, out: list[dict]) -> None:
+    with client.stream("GET", f"{url}/events/stream") as resp:
         assert resp.status_code == 200
         end = time.monotonic() + seconds
         for line in resp.iter_lines():
@@ -91,11 +105,14 @@ def read_sse(url: str, seconds: float, out: list[dict]) -> None:
 def test_service_end_to_end(running_service: tuple[Service, str]) -> None:
     service, url = running_service
     sse: list[dict] = []
-    reader = threading.Thread(target=read_sse, args=(url, 25, sse), daemon=True)
+    password = service.first_admin_password
+    assert password is not None and len(password) >= 12  # the first start made an admin, printed once
+    reader = threading.Thread(target=read_sse, args=(url, password, 25, sse), daemon=True)
     reader.start()
     reader.join(40)
 
     with httpx.Client(base_url=url, timeout=10) as client:
+        login(client, "admin", password)
         cams = client.get("/cameras").json()
         assert {c["id"] for c in cams} == {"intersection", "plaza", "street"}
         assert all(c["state"] == "online" and c["analysed_fps"] > 0 for c in cams), cams

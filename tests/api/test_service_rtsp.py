@@ -13,6 +13,7 @@ import pytest
 
 from api.config import parse_config
 from api.service import Service
+from tests.api.support import login
 from tests.ingest.conftest import RtspServer, ffmpeg, require_tools
 
 PASSWORD = "s3cr3t-pw"
@@ -84,6 +85,7 @@ def test_camera_outage_is_an_event_and_others_keep_running(servers, tmp_path: Pa
     try:
         assert wait_for(lambda: urls, 30)
         client = httpx.Client(base_url=urls[0], timeout=10)
+        login(client, "admin", service.first_admin_password)
 
         def cams() -> dict[str, dict]:
             return {c["id"]: c for c in client.get("/cameras").json()}
