@@ -197,11 +197,10 @@ def _serve(service_factory, duration: float | None) -> None:  # type: ignore[no-
             f"khupho is serving {len(service.workers)} camera(s) at {url}  "
             f"(console: {url}/login, API docs: {url}/docs after logging in)"
         )
-        if service.first_admin_password is not None:
+        password = service.first_admin_password
+        if password is not None:
             # Shown once, here only: it is stored as an Argon2 hash and must be changed at first login.
-            typer.echo(
-                f"first start: log in at {url}/login as admin, one-time password {service.first_admin_password}"
-            )
+            typer.echo(f"first start: log in at {url}/login as admin, one-time password {password}")
 
     service.serve(on_ready=ready)
 
