@@ -28,6 +28,11 @@ from events.model import Event, EventType
 HERE = Path(__file__).parent
 STATIC = {"console.css": "text/css", "console.js": "text/javascript"}
 LANG_COOKIE = "khupho_lang"
+NO_PICTURE = (
+    '<svg xmlns="http://www.w3.org/2000/svg" width="160" height="90" viewBox="0 0 160 90">'
+    '<rect width="160" height="90" fill="#ccd2da"/><circle cx="80" cy="45" r="14" fill="none" '
+    'stroke="#8a94a3" stroke-width="4"/></svg>'
+)
 
 templates = Jinja2Templates(directory=HERE / "templates")
 public_router = APIRouter(include_in_schema=False)
@@ -311,7 +316,8 @@ def item_thumbnail(request: Request, item_id: str, principal: MaybePrincipal) ->
                 me.name, "snapshot.view", event_id, address=client_address(request), camera=event.camera
             )
             return serve_snapshot(_ctx(request), event, event.snapshot)
-    raise HTTPException(status_code=404, detail="no snapshot yet")
+    # No picture (yet, or never: camera health, line crossings): a placeholder, not a broken image.
+    return Response(NO_PICTURE, media_type="image/svg+xml", headers={"Cache-Control": "no-cache"})
 
 
 @router.get("/console/events/{event_id}/original")
