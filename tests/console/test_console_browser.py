@@ -221,7 +221,8 @@ def test_viewer_cannot_act(service: Service, browser: object) -> None:
     status = viewer.page.evaluate(
         """async (id) => {
             const csrf = document.cookie.split('; ').find(c => c.startsWith('khupho_csrf=')).split('=')[1];
-            const r = await fetch(`/review/items/${id}/acknowledge`, {method: 'POST', headers: {'X-CSRF-Token': csrf}});
+            const headers = {'X-CSRF-Token': csrf};
+            const r = await fetch(`/review/items/${id}/acknowledge`, {method: 'POST', headers});
             return r.status;
         }""",
         item_id,
@@ -268,7 +269,7 @@ def test_unredacted_view_asks_for_a_reason_and_is_logged(service: Service, brows
 
 
 def test_screenshots_are_not_blank() -> None:
-    # Runs last in this module: every screenshot above was checked as it was taken; this makes the set visible.
+    # Runs last in this module: each screenshot above was checked as it was taken; this checks the set.
     shots = sorted(SHOTS.glob("*.png"))
     assert {p.stem for p in shots} >= {
         "feed-laptop",
