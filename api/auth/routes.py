@@ -171,6 +171,9 @@ def change_user(username: str, body: UserChange, request: Request, admin: Admin,
     current = security.auth.user(username)
     if current is None:
         raise HTTPException(status_code=404, detail="unknown user")
+    if current.username.lower() == admin.name.lower():
+        # Demoting or disabling oneself could leave nobody able to manage the service.
+        raise HTTPException(status_code=400, detail="administrators cannot change their own account here")
     role = body.role or current.role
     if role not in USER_ROLES:
         raise HTTPException(status_code=400, detail=f"a user's role is one of {', '.join(USER_ROLES)}")

@@ -169,6 +169,7 @@ def test_roles_viewer_reads_operator_acts_admin_manages(parts: Parts) -> None:
         r = c.post("/users", json={"username": "op2", "password": PASSWORD, "role": "operator", "scopes": []})
         assert r.status_code == 400 and "needs at least one" in r.json()["detail"]
         assert c.patch("/users/op1", json={"disabled": True}).status_code == 200
+        assert c.patch("/users/admin", json={"role": "viewer", "scopes": ["kp1"]}).status_code == 400
         assert {u["username"]: u["disabled"] for u in c.get("/users").json()}["op1"] is True
     with TestClient(parts.app()) as c:  # disabled: no login
         r = c.post("/auth/login", json={"username": "op1", "password": PASSWORD})

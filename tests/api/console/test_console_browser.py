@@ -32,7 +32,7 @@ ARGS = [
     "--disable-component-update",
     "--no-first-run",
 ]
-SHOTS = Path(__file__).resolve().parents[2] / "out" / "screenshots"
+SHOTS = Path(__file__).resolve().parents[3] / "out" / "screenshots"
 PASSWORD = "browser-test-pass-1"
 LAPTOP = {"width": 1366, "height": 768}
 PHONE = {"width": 390, "height": 844}
