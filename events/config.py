@@ -44,7 +44,7 @@ def _check_timezone(name: str | None) -> str | None:
         return None
     try:
         ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
+    except (ZoneInfoNotFoundError, ValueError, OSError) as exc:
         raise ValueError(f"unknown time zone {name!r} (use an IANA name such as 'Asia/Ho_Chi_Minh')") from exc
     return name
 

@@ -28,6 +28,7 @@ def traffic(
     tz: Annotated[
         str | None,
         Query(
+            max_length=64,
             description="IANA time zone of hour/day buckets (default: the server's)",
             examples=["Asia/Ho_Chi_Minh"],
         ),
@@ -38,7 +39,7 @@ def traffic(
     tz = tz or ctx.traffic_tz
     try:
         zone = ZoneInfo(tz)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
+    except (ZoneInfoNotFoundError, ValueError, OSError) as exc:  # OSError: a name too long for a file
         raise invalid("tz", f"unknown time zone {tz!r}", tz) from exc
     allowed = security.scope.cameras_for(principal)
     if allowed is not None and camera is not None and camera not in allowed:

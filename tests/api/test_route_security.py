@@ -164,6 +164,12 @@ def test_security_headers_and_error_bodies(client: TestClient, parts: Parts) -> 
     assert r.status_code == 422 and "12345678901" not in r.text
 
 
+def test_found_by_the_fuzzer_a_huge_time_zone_name_is_422(client: TestClient) -> None:
+    for tz in ("T̺̺̕o͞ ̷i̲̬͇̪͙n̝̗͕v̟̜̘̦͟o̶̙̰̠kè͚̮̺̪̹̱̤" * 3, "x" * 300):
+        r = client.get("/traffic", params={"tz": tz})
+        assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["query", "tz"]
+
+
 def test_docs_are_served_to_logged_in_users(client: TestClient) -> None:
     r = client.get("/docs")
     assert r.status_code == 200 and "swagger" in r.text.lower()
