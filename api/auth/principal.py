@@ -29,6 +29,7 @@ class Principal:
     unredacted: bool = False  # may see snapshots without face blur (with a reason, audited)
     session_id: str | None = None  # hash of the session token, when logged in by cookie
     csrf: str | None = None
+    must_change: bool = False  # a one-time password: the console sends the user to change it first
 
     @property
     def can_act(self) -> bool:

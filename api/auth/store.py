@@ -212,6 +212,7 @@ class AuthStore:
             unredacted=bool(r["unredacted"]),
             session_id=r["token_hash"],
             csrf=r["csrf"],
+            must_change=bool(r["must_change"]),
         )
 
     def end_session(self, token_hash: str) -> None:

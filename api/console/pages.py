@@ -143,9 +143,15 @@ def root() -> Response:
     return RedirectResponse("/console", status_code=303)
 
 
+class _PasswordRedirect(Exception):
+    pass
+
+
 def _user_page(request: Request, principal: Principal | None) -> Principal:
     if principal is None or principal.kind != "user":
         raise _LoginRedirect
+    if principal.must_change and request.url.path not in ("/console/password", "/console/logout"):
+        raise _PasswordRedirect
     return principal
 
 
@@ -477,6 +483,10 @@ def install_login_redirect(app: Any) -> None:
     @app.exception_handler(_LoginRedirect)
     async def _redirect(request: Request, exc: _LoginRedirect) -> Response:
         return _need_login(request)
+
+    @app.exception_handler(_PasswordRedirect)
+    async def _change_password(request: Request, exc: _PasswordRedirect) -> Response:
+        return RedirectResponse("/console/password", status_code=303)
 
 
 __all__ = ["UTC", "install_login_redirect", "public_router", "router"]

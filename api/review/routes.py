@@ -16,7 +16,7 @@ from api.auth.deps import Actor, Caller, Sec, client_address
 from api.auth.principal import Principal
 from api.auth.security import Security
 from api.queries import Since, Until, invalid, time_range
-from api.review.store import RESOLUTIONS, STATES, ReviewError, ReviewItem
+from api.review.store import RESOLUTIONS, ReviewError, ReviewItem
 from events.model import EventType
 
 router = APIRouter(tags=["review"])
@@ -96,7 +96,9 @@ def list_items(
     security: Sec,
     camera: Annotated[list[str] | None, Query(description="camera ids (repeatable)")] = None,
     khu_pho: Annotated[str | None, Query(description="khu phố id")] = None,
-    state: Annotated[list[Literal[STATES]] | None, Query()] = None,  # type: ignore[valid-type]
+    state: Annotated[
+        list[Literal["new", "acknowledged", "assigned", "resolved", "reopened"]] | None, Query()
+    ] = None,
     type: Annotated[list[EventType] | None, Query()] = None,
     severity: Annotated[Literal["alert", "detection"] | None, Query()] = None,
     since: Since = None,

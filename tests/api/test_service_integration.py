@@ -147,6 +147,11 @@ def test_service_end_to_end(running_service: tuple[Service, str]) -> None:
             img = cv2.imdecode(np.frombuffer(r.content, np.uint8), cv2.IMREAD_COLOR)
             assert img is not None and img.shape[0] > 100
 
+        # Review: the events were filed into far fewer review items (one per camera, rule and episode).
+        items = client.get("/review/items", params={"limit": 200}).json()["items"]
+        assert items and len(items) < len(events) and sum(i["events"] for i in items) <= len(events)
+        assert {i["camera"] for i in items} <= {"intersection", "plaza", "street"}
+
         # Aggregates add up to the line-crossing events.
         service.sink.flush()
         crossings = [e for e in events if e["type"] == "line_crossing"]

@@ -27,6 +27,7 @@ CONFIG = CameraEventsConfig.model_validate(
                 "start": [0, 300],
                 "end": [640, 300],
                 "classes": ["person", "car"],
+                "snapshots": True,  # off by default; this test follows the pictures too
             },
             {
                 "name": "garden",

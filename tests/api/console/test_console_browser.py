@@ -114,6 +114,18 @@ class Session:
         self.page.click("#login-form button[type=submit]")
         self.page.wait_for_url(f"{url}/console**")
 
+    def change_one_time_password(self, old: str, new: str) -> None:
+        """The first login with a one-time password lands on the password page; change it, log in again."""
+        assert self.page.url.endswith("/console/password"), self.page.url
+        self.page.fill("input[name=current_password]", old)
+        self.page.fill("input[name=new_password]", new)
+        self.page.click("form[action='/console/password'] button[type=submit]")
+        self.page.wait_for_url(f"{self.url}/login**")
+        self.page.fill("input[name=username]", "admin")
+        self.page.fill("input[name=password]", new)
+        self.page.click("#login-form button[type=submit]")
+        self.page.wait_for_url(f"{self.url}/console")
+
     def goto(self, path: str) -> None:
         self.page.goto(f"{self.url}{path}")
 
@@ -191,6 +203,7 @@ def test_operator_sees_live_items_acknowledges_resolves_and_audit_shows_it(
     op.close()
 
     admin = Session(browser, service.url, "admin", service.first_admin_password)  # type: ignore[arg-type]
+    admin.change_one_time_password(service.first_admin_password, "admin-own-password-1")  # type: ignore[arg-type]
     admin.goto("/console/audit")
     rows = admin.page.locator("tbody tr")
     actions = [
