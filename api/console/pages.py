@@ -24,6 +24,7 @@ from api.review.routes import act, detail, visible_item
 from api.review.store import RESOLUTIONS, STATES
 from api.routes.events import serve_snapshot, visible_event
 from events.model import Event, EventType
+from events.storage.store import EventFilters
 
 HERE = Path(__file__).parent
 STATIC = {"console.css": "text/css", "console.js": "text/javascript"}
@@ -354,7 +355,7 @@ def camera_wall(request: Request, principal: MaybePrincipal) -> Response:
     cams = _cameras(request, me)
     store = _ctx(request).store
     for cam in cams:
-        events, _ = store.list_events(camera=cam["id"], limit=20)
+        events, _ = store.list_events(EventFilters(camera=cam["id"]), limit=20)
         latest = next((e for e in events if e.snapshot), None)
         cam["latest_event"] = latest.id if latest else None
         lf = cam.get("last_frame_time")

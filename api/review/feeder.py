@@ -5,9 +5,8 @@ from __future__ import annotations
 import logging
 import threading
 
-from events.storage.bus import EventBus, SubscriptionClosed
-
 from api.review.store import ReviewStore
+from events.storage.bus import EventBus, SubscriptionClosed
 
 log = logging.getLogger(__name__)
 

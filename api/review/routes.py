@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Annotated, Literal
 
-from events.storage.store import InvalidCursor
 from fastapi import APIRouter, Header, HTTPException, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
@@ -18,6 +17,7 @@ from api.auth.security import Security
 from api.queries import Since, Until, invalid, time_range
 from api.review.store import RESOLUTIONS, ReviewError, ReviewItem
 from events.model import EventType
+from events.storage.store import InvalidCursor
 
 router = APIRouter(tags=["review"])
 NOT_FOUND = {404: {"description": "Unknown review item"}}

@@ -24,11 +24,11 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from events.storage.store import InvalidCursor, decode_cursor, encode_cursor, from_epoch_us, to_epoch_us
 from prometheus_client import CollectorRegistry, Histogram
 
 from api.auth.db import SecurityDb
 from events.model import EventTransition, EventType
+from events.storage.store import InvalidCursor, decode_cursor, encode_cursor, from_epoch_us, to_epoch_us
 
 State = Literal["new", "acknowledged", "assigned", "resolved", "reopened"]
 Resolution = Literal["true_alarm", "false_alarm", "duplicate"]

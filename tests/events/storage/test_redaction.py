@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 
 from events.model import EventTransition, Phase
-from events.objects import LocalObjectStore
 from events.redaction import FaceRedactor, blur_regions, head_regions
 from events.rules.base import SnapshotCandidate
-from events.snapshot import SnapshotWriter, unredacted_key
-from events.store_sqlite import SqliteEventStore
+from events.storage.objects import LocalObjectStore
+from events.storage.snapshot import SnapshotWriter, unredacted_key
+from events.storage.sqlite import SqliteEventStore
 from tests.api.support import make_event
 
 
