@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import cv2
@@ -73,7 +74,8 @@ class Service:
         )
         self.metrics.watch_spool(self.uploads)
         snap = config.storage.snapshots
-        redactor = _face_redactor(config) if snap.enabled else None
+        model_path = resolve_model(model_flag, config.detector.model)
+        redactor = _face_redactor(config, model_path.parent) if snap.enabled else None
         self.snapshots = (
             SnapshotWriter(
                 self.uploads,
@@ -88,7 +90,7 @@ class Service:
         )
         if self.snapshots is not None:
             self.metrics.watch_snapshots(self.snapshots)
-        self.detector = YoloOnnxDetector(resolve_model(model_flag, config.detector.model), config.detector)
+        self.detector = YoloOnnxDetector(model_path, config.detector)
         self.batcher = InferenceBatcher(
             self.detector, max_wait_ms=config.batching.max_wait_ms, on_batch=self.metrics.observe_inference
         )
@@ -356,14 +358,15 @@ def open_security(config: KhuphoConfig, metrics: KhuphoMetrics) -> Security:
     )
 
 
-def _face_redactor(config: KhuphoConfig) -> FaceRedactor | None:
-    """YuNet for snapshot redaction; a missing model stops start-up (blur_faces: false to run without)."""
+def _face_redactor(config: KhuphoConfig, beside: Path) -> FaceRedactor | None:
+    """YuNet for snapshot redaction: ``privacy.face_model``, else the models folders, else beside the
+    detector's model. A missing model stops start-up (``blur_faces: false`` runs without)."""
     if not config.privacy.blur_faces:
         log.warning("privacy.blur_faces is off: snapshots are stored and served with faces visible")
         return None
     from events.redaction import FACE_MODEL, find_face_model
 
-    path = config.privacy.face_model or find_face_model(model_dirs())
+    path = config.privacy.face_model or find_face_model([*model_dirs(), beside])
     if path is None:
         raise ValueError(
             f"privacy.blur_faces: {FACE_MODEL} not found (set KHUPHO_MODELS_DIR or privacy.face_model)"
