@@ -403,7 +403,9 @@ class SnapshotWriter:
             )
             box = np.asarray(_box(candidate), dtype=np.float32).reshape(1, 4)
             others = getattr(candidate, "boxes", None)
-            people = box if others is None else np.vstack([box, np.asarray(others, np.float32).reshape(-1, 4)])
+            people = (
+                box if others is None else np.vstack([box, np.asarray(others, np.float32).reshape(-1, 4)])
+            )
             image = self.redactor.redact(image, people if candidate.class_name == "person" else people[:0])
         self.uploads.put(
             key=key,

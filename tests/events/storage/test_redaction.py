@@ -13,6 +13,7 @@ from events.redaction import FaceRedactor, blur_regions, head_regions
 from events.rules.base import SnapshotCandidate
 from events.storage.objects import LocalObjectStore
 from events.storage.snapshot import SnapshotWriter, unredacted_key
+from events.storage.spool import UploadSpool, link_to_store
 from events.storage.sqlite import SqliteEventStore
 from tests.api.support import make_event
 
@@ -70,9 +71,12 @@ def test_writer_stores_a_redacted_snapshot_and_the_original_beside_it(
         track_id=1,
         boxes=np.zeros((0, 4), np.float32),
     )
-    with SnapshotWriter(objects, store, redactor=redactor) as writer:
+    uploads = UploadSpool(objects, tmp_path / "spool", on_uploaded=link_to_store(store))
+    uploads.start()
+    with SnapshotWriter(uploads, redactor=redactor) as writer:
         writer.submit(candidate)
         writer.flush(10)
+    uploads.close(timeout=10)
     key = store.get(ev.id).snapshot  # type: ignore[union-attr]
     assert key and objects.exists(unredacted_key(key))
     shown = cv2.imdecode(np.frombuffer(objects.get(key), np.uint8), cv2.IMREAD_COLOR)
