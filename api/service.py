@@ -19,7 +19,7 @@ import uvicorn
 
 from api.app import create_app
 from api.auth import ScopeIndex
-from api.auth.security import Security
+from api.auth.security import Security, security_db_path
 from api.config import KhuphoConfig
 from api.metrics import KhuphoMetrics
 from api.review.feeder import ReviewFeeder
@@ -345,7 +345,7 @@ def open_security(config: KhuphoConfig, metrics: KhuphoMetrics) -> Security:
         for rule in cam.events.rules
     }
     return Security.open(
-        config.storage.database.path,
+        security_db_path(config.storage),
         ScopeIndex(
             wards=config.wards,
             khu_pho=config.khu_pho,

@@ -1,6 +1,7 @@
 """``khupho users ...`` and ``khupho audit ...``: accounts and the audit log from the command line.
 
-Both work on the database named in the config (``storage.database.path``) or by ``--db``;
+Both work on the security database of the config (the SQLite event database, or ``security.db`` in
+the state folder when events go to PostgreSQL) or on the SQLite file given by ``--db``;
 the service may be running meanwhile (SQLite WAL).
 """
 
@@ -25,7 +26,7 @@ PASSWORD_ENV = "KHUPHO_PASSWORD"
 
 def _open(config: Path | None, db: Path | None):  # type: ignore[no-untyped-def]
     from api.auth import ScopeIndex
-    from api.auth.security import Security
+    from api.auth.security import Security, security_db_path
     from api.config import ConfigError, load_config
 
     if db is not None:
@@ -40,7 +41,7 @@ def _open(config: Path | None, db: Path | None):  # type: ignore[no-untyped-def]
         khu_pho=cfg.khu_pho,
         camera_khu_pho={cam_id: cam.khu_pho for cam_id, cam in cfg.cameras.items()},
     )
-    return Security.open(cfg.storage.database.path, scope, cfg.auth)
+    return Security.open(security_db_path(cfg.storage), scope, cfg.auth)
 
 
 def _password(prompt: str) -> str:

@@ -8,6 +8,7 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from prometheus_client import CollectorRegistry
 
@@ -24,6 +25,13 @@ from events.model import EventType
 log = logging.getLogger(__name__)
 
 ADMIN_PASSWORD_ENV = "KHUPHO_ADMIN_PASSWORD"
+
+
+def security_db_path(storage: Any) -> Path:
+    """Where the security tables live: in the SQLite event database, or, when events go to
+    PostgreSQL (not supported by these tables yet), in ``security.db`` in the local state folder."""
+    path = getattr(storage.database, "path", None)
+    return Path(path) if path is not None else Path(storage.local_state_dir) / "security.db"
 
 
 @dataclass
