@@ -71,7 +71,14 @@ def test_writer_stores_a_redacted_snapshot_and_the_original_beside_it(
         track_id=1,
         boxes=np.zeros((0, 4), np.float32),
     )
-    uploads = UploadSpool(objects, tmp_path / "spool", on_uploaded=link_to_store(store))
+    uploads = UploadSpool(
+        objects,
+        tmp_path / "spool",
+        on_uploaded=link_to_store(store),
+        max_bytes=1 << 30,
+        retry_initial_s=0.05,
+        retry_max_s=1.0,
+    )
     uploads.start()
     with SnapshotWriter(uploads, redactor=redactor) as writer:
         writer.submit(candidate)
