@@ -16,6 +16,7 @@ from events.model import Event, EventTransition, Phase, TrafficCount
 from events.storage.postgres import PostgresEventStore
 from ingest.frame import Frame
 from pipeline.frame_step import StepResult
+from tests.api.support import login
 from tests.conftest_pg import remove_postgres, start_postgres
 
 ANALYSIS_FPS = 4
@@ -41,6 +42,8 @@ def test_postgres_restart_mid_run_loses_nothing(tmp_path: Path, footage_dir: Pat
                 "database": database,
                 "objects": {"type": "local", "root": str(tmp_path / "media")},
                 "snapshots": {"enabled": False},  # media under outages is the upload spool's test
+                # Journal, heartbeat and security.db in the test's folder, not the working directory's.
+                "state_dir": str(tmp_path / "state"),
             },
             "api": {"port": 0},
             "cameras": {
@@ -101,6 +104,8 @@ def test_postgres_restart_mid_run_loses_nothing(tmp_path: Path, footage_dir: Pat
                 max_backlog = max(max_backlog, service.sink.backlog)
                 time.sleep(0.1)
             with httpx.Client(base_url=urls[0], timeout=10) as client:
+                # Accounts are in security.db beside the state: logging in works with PostgreSQL down.
+                login(client, "admin", service.first_admin_password)
                 assert client.get("/events").status_code == 503  # reads say the database is away
             server.start()
             up_at = time.monotonic()
@@ -117,6 +122,8 @@ def test_postgres_restart_mid_run_loses_nothing(tmp_path: Path, footage_dir: Pat
             while emitted_since(after) < 1 and time.monotonic() - after < 30:
                 time.sleep(0.1)
             with httpx.Client(base_url=urls[0], timeout=10) as client:
+                # Accounts are in security.db beside the state: logging in works with PostgreSQL down.
+                login(client, "admin", service.first_admin_password)
                 r = client.get("/events", params={"limit": 5})
                 assert r.status_code == 200 and r.json()["items"]
         finally:
