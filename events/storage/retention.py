@@ -22,6 +22,7 @@ from pydantic import Field, model_validator
 
 from events.model import Event, EventType
 from events.storage.objects import ObjectStore
+from events.storage.snapshot import unredacted_key
 from events.storage.store import EventStore, StorageError
 from ingest.config import ConfigModel
 
@@ -206,6 +207,9 @@ class RetentionJob:
         keys = [k for k in (ev.snapshot, ev.clip) if k]
         for key in keys:
             self.objects.delete(key)
+        if ev.snapshot:
+            # The unredacted original kept beside a face-blurred snapshot goes with it.
+            self.objects.delete(unredacted_key(ev.snapshot))
         return len(keys)
 
     def _purge_traffic(self, now: datetime) -> int:

@@ -15,6 +15,7 @@ import pytest
 from events.model import Event, EventTransition, EventType, Phase, TrafficCount
 from events.storage.objects import LocalObjectStore
 from events.storage.retention import RetentionConfig, RetentionJob
+from events.storage.snapshot import unredacted_key
 from events.storage.sqlite import SqliteEventStore
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
@@ -38,6 +39,7 @@ def _add(store: SqliteEventStore, objects: LocalObjectStore, ev: Event, size: in
     store.apply(EventTransition(phase=Phase.END, event=ev))
     key = f"snapshots/{ev.camera}/{ev.id}.jpg"
     objects.put(key, os.urandom(size), "image/jpeg", {})
+    objects.put(unredacted_key(key), b"original", "image/jpeg", {})
     store.set_snapshot(ev.id, key, 0.9)
     return key
 
@@ -91,6 +93,7 @@ def test_ages_per_type_and_camera_locks_and_traffic(parts: tuple[SqliteEventStor
     for ev_id, key in keys.items():
         assert (store.get(ev_id) is None) == (ev_id in gone), ev_id
         assert objects.exists(key) == (ev_id not in gone), key
+        assert objects.exists(unredacted_key(key)) == (ev_id not in gone), key  # the original goes too
     assert sum(r.count for r in store.traffic()) == 1
     assert job.run_once(NOW).events == 0  # nothing left to do: idempotent
     assert job.totals.events == 4
