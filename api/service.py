@@ -23,10 +23,13 @@ from detectors.batcher import InferenceBatcher
 from events.storage import EventBus, SnapshotWriter, open_event_store, open_object_store
 from events.storage.retention import RetentionJob
 from events.storage.spool import UploadSpool, link_to_store
+from events.storage.objects import ObjectStore
+from events.storage.store import EventStore
 from ingest.status import RateMeter
 from models import resolve_model
 from pipeline import CameraWorker, EventSink
 from pipeline.recovery import Heartbeat, end_interrupted
+from pipeline.clips import ClipRecorder
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +42,19 @@ class _Counters:
     dropped: int = 0
     reconnects: int = 0
     decoded_rate: RateMeter = field(default_factory=RateMeter)
+
+
+@dataclass(frozen=True, slots=True)
+class ClipToObjectStore:
+    """Clips straight into the object store, then linked to their event (a failed put raises and
+    the recorder logs and counts it; the upload spool, which retries, will take this place)."""
+
+    objects: ObjectStore
+    store: EventStore
+
+    def __call__(self, *, key: str, data: bytes, content_type: str, event_id: str) -> None:
+        self.objects.put(key, data, content_type, {"event-id": event_id})
+        self.store.set_clip(event_id, key)
 
 
 class Service:
@@ -100,6 +116,8 @@ class Service:
         # What a crashed run left: its journal is stored first, then its open events end.
         self.sink.replay_journal()
         end_interrupted(self.store, self.heartbeat.last())
+        wants_clips = any(cam.enabled and cam.clips.enabled for cam in config.cameras.values())
+        self.clips = ClipRecorder(upload=ClipToObjectStore(self.objects, self.store)) if wants_clips else None
         self.workers: dict[str, CameraWorker] = {}
         self.errors: dict[str, str] = {}
         for cam_id, cam in config.cameras.items():
@@ -113,6 +131,7 @@ class Service:
                     sink=self.sink,
                     observer=self.metrics,
                     timezone=config.events.timezone,
+                    clips=self.clips,
                 )
             except Exception as exc:  # a broken camera is reported, the others run
                 log.error("camera %r cannot start: %s", cam_id, exc)
@@ -139,6 +158,8 @@ class Service:
         self.retention.start()
         if self.snapshots is not None:
             self.snapshots.start()
+        if self.clips is not None:
+            self.clips.start()
         for worker in self.workers.values():
             worker.start()
         self._poller.start()
@@ -166,6 +187,9 @@ class Service:
         for t in stoppers:
             t.join(left())
         self.batcher.close(timeout=left())
+        if self.clips is not None:
+            # After the cameras: their last events' clips are cut with what the rings hold.
+            self.clips.close(timeout=left())
         stored = self.sink.close(timeout=left())
         if self.snapshots is not None:
             self.snapshots.close(timeout=left())  # encodes what is queued into the spool
