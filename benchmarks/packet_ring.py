@@ -1,6 +1,6 @@
 """What keeping a camera's packets for clips costs: time per packet on the decode thread, and memory.
 
-    python -m benchmarks.packet_ring --video ../shared/footage/security_residential_lane_night_1280x720_h264.mp4
+    python -m benchmarks.packet_ring --video ../shared/footage/pedestrians_plaza_overhead_1280x720_h264.mp4
 
 Demuxes the file once (the packets FFmpeg hands the decode loop), then pushes them through a
 :class:`ingest.packet_ring.PacketRing` sized like a camera's default (pre-roll 5 s + slack 5 s)
