@@ -28,8 +28,8 @@ from events.storage.store import EventStore
 from ingest.status import RateMeter
 from models import resolve_model
 from pipeline import CameraWorker, EventSink
-from pipeline.recovery import Heartbeat, end_interrupted
 from pipeline.clips import ClipRecorder
+from pipeline.recovery import Heartbeat, end_interrupted
 
 log = logging.getLogger(__name__)
 
