@@ -23,8 +23,6 @@ from detectors.batcher import InferenceBatcher
 from events.storage import EventBus, SnapshotWriter, open_event_store, open_object_store
 from events.storage.retention import RetentionJob
 from events.storage.spool import UploadSpool, link_to_store
-from events.storage.objects import ObjectStore
-from events.storage.store import EventStore
 from ingest.status import RateMeter
 from models import resolve_model
 from pipeline import CameraWorker, EventSink
@@ -45,16 +43,22 @@ class _Counters:
 
 
 @dataclass(frozen=True, slots=True)
-class ClipToObjectStore:
-    """Clips straight into the object store, then linked to their event (a failed put raises and
-    the recorder logs and counts it; the upload spool, which retries, will take this place)."""
+class ClipToSpool:
+    """The clip recorder's uploader: clips go through the upload spool as snapshots do (stored now,
+    or kept on disk and retried while the object store is down), linked to their event with
+    ``set_clip`` once stored. Security events' clips are evidence: the last media a full spool drops."""
 
-    objects: ObjectStore
-    store: EventStore
+    uploads: UploadSpool
 
     def __call__(self, *, key: str, data: bytes, content_type: str, event_id: str) -> None:
-        self.objects.put(key, data, content_type, {"event-id": event_id})
-        self.store.set_clip(event_id, key)
+        self.uploads.put(
+            key=key,
+            data=data,
+            content_type=content_type,
+            metadata={"event-id": event_id},
+            link={"kind": "clip", "event_id": event_id},
+            evidence=True,
+        )
 
 
 class Service:
@@ -117,7 +121,7 @@ class Service:
         self.sink.replay_journal()
         end_interrupted(self.store, self.heartbeat.last())
         wants_clips = any(cam.enabled and cam.clips.enabled for cam in config.cameras.values())
-        self.clips = ClipRecorder(upload=ClipToObjectStore(self.objects, self.store)) if wants_clips else None
+        self.clips = ClipRecorder(upload=ClipToSpool(self.uploads)) if wants_clips else None
         self.workers: dict[str, CameraWorker] = {}
         self.errors: dict[str, str] = {}
         for cam_id, cam in config.cameras.items():

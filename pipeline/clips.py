@@ -46,8 +46,9 @@ STALL_S = 10.0
 
 class ClipUpload(Protocol):
     """Takes a finished clip: stores it under ``key`` (idempotent: the same key for a retry) and
-    links it to the event. Called on the recorder's thread; may block (the upload spool's
-    ``submit`` does not)."""
+    links it to the event. Called on the recorder's thread, so it may block; the service's
+    (``api.service.ClipToSpool``) hands it to the upload spool, which tries the object store
+    once and otherwise keeps the clip on disk and retries."""
 
     def __call__(self, *, key: str, data: bytes, content_type: str, event_id: str) -> None: ...
 
