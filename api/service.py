@@ -122,6 +122,8 @@ class Service:
         end_interrupted(self.store, self.heartbeat.last())
         wants_clips = any(cam.enabled and cam.clips.enabled for cam in config.cameras.values())
         self.clips = ClipRecorder(upload=ClipToSpool(self.uploads)) if wants_clips else None
+        if self.clips is not None:
+            self.metrics.watch_clips(self.clips)
         self.workers: dict[str, CameraWorker] = {}
         self.errors: dict[str, str] = {}
         for cam_id, cam in config.cameras.items():

@@ -136,6 +136,10 @@ class ClipRecorder:
         with self._cond:
             return ClipStats(**self._counts, pending=len(self._pending))
 
+    def buffered_bytes(self) -> dict[str, int]:
+        """Payload bytes each camera's ring holds now."""
+        return {camera: ring.stats.bytes for camera, (ring, _) in list(self._cameras.items())}
+
     # -- the camera workers' side ----------------------------------------------------------------------
 
     def observe(self, transitions: Sequence[EventTransition]) -> None:

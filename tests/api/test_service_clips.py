@@ -108,6 +108,12 @@ def test_an_intrusion_gets_a_playable_clip_served_whole_and_by_range(
         bad = client.get(f"/events/{event.id}/clip", headers={"Range": f"bytes={len(data)}-"})
         assert bad.status_code == 416 and bad.headers["content-range"] == f"bytes */{len(data)}"
 
+        metrics = client.get("/metrics").text
+        assert 'khupho_clips_total{outcome="written"}' in metrics
+        written = float(metrics.split('khupho_clips_total{outcome="written"} ')[1].split()[0])
+        held = float(metrics.split('khupho_clip_buffer_bytes{camera="plaza"} ')[1].split()[0])
+        assert written >= 1 and held > 0
+
         # Line crossings are not security events: no clip.
         crossings = [e for e in _events(service) if e.type is EventType.LINE_CROSSING]
         assert crossings, "the plaza line saw nobody cross"
