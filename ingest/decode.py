@@ -78,6 +78,9 @@ class FrameReader:
     ``max_consecutive_errors`` packets in a row fail, which raises ``SourceError('undecodable')``.
     A read error is raised as ``SourceError``. With ``stall_timeout`` set, a stream that keeps
     sending data but yields no decoded frame for that long raises ``SourceError('stalled')``.
+
+    ``packets``: every demuxed video packet is also handed to this ring (a reference, about 1 µs),
+    whether decoded or not, and told where this session sits on the frame timeline (event clips).
     """
 
     def __init__(
