@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import io
 import itertools
+import logging
 import threading
 from collections import deque
 from dataclasses import dataclass, field
@@ -37,6 +38,8 @@ from typing import NamedTuple
 import av
 from av.container import OutputContainer
 from av.video.stream import VideoStream
+
+log = logging.getLogger(__name__)
 
 
 class PacketSession:
@@ -57,8 +60,15 @@ class PacketSession:
         self.width = codec.width
         self.height = codec.height
         self.extradata = bytes(codec.extradata or b"")
-        self._holder: OutputContainer = av.open(io.BytesIO(), "w", format="matroska")
-        self.template: VideoStream = self._holder.add_stream_from_template(stream)
+        # An MP4 muxer's stream: what clips are remuxed into, so a codec MP4 cannot carry (MS-MPEG4
+        # from an old AVI) is found here, once per connection, rather than at every event.
+        self._holder: OutputContainer = av.open(io.BytesIO(), "w", format="mp4")
+        self.template: VideoStream | None = None
+        self.unsupported: str | None = None
+        try:
+            self.template = self._holder.add_stream_from_template(stream)
+        except (ValueError, av.error.FFmpegError) as exc:
+            self.unsupported = f"{self.codec} cannot be stream-copied into MP4 ({exc})"
         self.offset = offset  # provisional until anchored by the decode loop
         self.anchored = False
 
@@ -137,18 +147,23 @@ class PacketRing:
         self._need_key = True
         self._pins: dict[int, float] = {}
         self._pin_ids = itertools.count(1)
+        self.unsupported: str | None = None  # why the current session's packets cannot make clips
 
     # -- the decode loop's side ------------------------------------------------------------------------
 
     def begin(self, stream: VideoStream) -> None:
         """A new decoding session (connection, replay loop) starts with this stream: its packets
-        are kept from its first keyframe on, since the decoder starts afresh."""
+        are kept from its first keyframe on, since the decoder starts afresh; none at all when MP4
+        cannot carry its codec (``unsupported`` says why, logged once)."""
         with self._lock:
             last = self._entries[-1] if self._entries else None
             # Until the decode loop anchors it, place the session just after what is held.
             offset = last.session.seconds(max(last.pts, last.dts)) if last is not None else 0.0
             number = self.stats.sessions = self.stats.sessions + 1
         session = PacketSession(number, stream, offset)  # outside the lock: allocates a container
+        if session.unsupported is not None and self.unsupported is None:
+            log.warning("camera %r: no event clips: %s", self.camera, session.unsupported)
+        self.unsupported = session.unsupported
         with self._lock:
             self._session = session
             self._need_key = True
@@ -166,7 +181,7 @@ class PacketRing:
         attribute reads, one append and, once per keyframe, eviction."""
         session = self._session
         pts, dts = packet.pts, packet.dts
-        if session is None or (pts is None and dts is None):
+        if session is None or session.unsupported is not None or (pts is None and dts is None):
             self.stats.skipped += 1
             return
         if dts is None:

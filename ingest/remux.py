@@ -26,6 +26,8 @@ class ClipFormatError(ValueError):
 def remux_mp4(run: PacketRun, *, tmp_dir: str | Path | None = None) -> bytes:
     """The MP4 file of ``run``'s packets; :class:`ClipFormatError` when MP4 cannot carry its codec."""
     first = run.entries[0].session
+    if first.template is None:
+        raise ClipFormatError(first.unsupported or f"{first.codec} cannot be stream-copied into MP4")
     with tempfile.TemporaryDirectory(prefix="khupho-clip-", dir=tmp_dir) as tmp:
         path = Path(tmp) / "clip.mp4"
         try:

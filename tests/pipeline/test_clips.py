@@ -145,7 +145,10 @@ def test_a_codec_mp4_cannot_carry_is_counted_not_uploaded(footage_dir: Path) -> 
     recorder.add_camera("cam", ring, config)
     source = ReplaySource("cam", footage_dir / STREET, 5, speed=8.0, packets=ring).start()
     try:
-        _wait_pts(ring, 3.0)
+        deadline = time.monotonic() + 30
+        while source.stats.packets < 30:  # 3 s of the 10 fps file demuxed (the ring keeps none)
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
         event = _event(2.0, end=2.5)
         recorder.observe([EventTransition(phase=Phase.START, event=event)])
         recorder.observe([EventTransition(phase=Phase.END, event=event)])
@@ -155,6 +158,8 @@ def test_a_codec_mp4_cannot_carry_is_counted_not_uploaded(footage_dir: Path) -> 
         recorder.close()
     assert uploads.calls == 0
     assert recorder.stats().unsupported == 1
+    assert ring.unsupported is not None and "msmpeg4" in ring.unsupported
+    assert ring.stats.packets == 0 and ring.stats.skipped > 0  # nothing held for clips it cannot make
 
 
 def test_close_cuts_what_is_held_when_the_camera_stops(footage_dir: Path, tmp_path: Path) -> None:
