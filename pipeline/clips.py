@@ -157,6 +157,11 @@ class ClipRecorder:
                 if clip is None:
                     if transition.phase is not Phase.START:
                         continue  # its start was before this run: the packets are gone
+                    if ring.unsupported is not None:
+                        # The camera's codec cannot go into MP4: said once when it connected.
+                        self._counts["unsupported"] += 1
+                        self._done[event.id] = None
+                        continue
                     start = event.start_pts - config.pre_roll_s
                     clip = _Clip(
                         event=event,
@@ -246,7 +251,7 @@ class ClipRecorder:
         try:
             if run is None:
                 if clip.ring.unsupported is not None:
-                    outcome = "unsupported"  # the ring said why when the camera connected
+                    outcome = "unsupported"  # a reconnect brought a codec MP4 cannot carry
                     return
                 log.warning("clip of event %s on %s: no video held for it", event.id, event.camera)
                 return
