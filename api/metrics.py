@@ -31,6 +31,7 @@ from events.storage.bus import BusStats, EventBus
 from events.storage.retention import PurgeReport
 from events.storage.snapshot import SnapshotStats, SnapshotWriter
 from events.storage.spool import SpoolStats, UploadSpool
+from pipeline.clips import ClipRecorder, ClipStats
 
 # Per-batch inference on CPU ranges from ~5 ms (nano, small batch) to seconds (large model, big batch).
 INFERENCE_BUCKETS = (
@@ -209,6 +210,10 @@ class KhuphoMetrics:
     def watch_spool(self, spool: UploadSpool) -> None:
         self._watched.spool = spool.stats
 
+    def watch_clips(self, clips: ClipRecorder) -> None:
+        self._watched.clips = clips.stats
+        self._watched.clip_buffers = clips.buffered_bytes
+
     def watch_retention(self, totals: PurgeReport) -> None:
         self._watched.retention = totals
 
@@ -226,6 +231,8 @@ class _WatchCollector(Collector):
         self.bus: Callable[[], BusStats] | None = None
         self.snapshots: Callable[[], SnapshotStats] | None = None
         self.spool: Callable[[], SpoolStats] | None = None
+        self.clips: Callable[[], ClipStats] | None = None
+        self.clip_buffers: Callable[[], dict[str, int]] | None = None
         self.retention: PurgeReport | None = None
 
     def describe(self) -> Iterable[Metric]:
@@ -266,6 +273,21 @@ class _WatchCollector(Collector):
             yield uploads
             yield GaugeMetricFamily(f"{ns}_spool_items", "Media waiting in the upload spool", u.pending)
             yield GaugeMetricFamily(f"{ns}_spool_bytes", "Bytes waiting in the upload spool", u.pending_bytes)
+        if self.clips is not None and self.clip_buffers is not None:
+            c = self.clips()
+            clips = CounterMetricFamily(f"{ns}_clips", "Event clips by outcome", labels=["outcome"])
+            for outcome in ("started", "written", "failed", "unsupported", "short"):
+                clips.add_metric([outcome], getattr(c, outcome))
+            yield clips
+            yield GaugeMetricFamily(
+                f"{ns}_clips_pending", "Clips being recorded (event open or post-roll not yet in)", c.pending
+            )
+            held = GaugeMetricFamily(
+                f"{ns}_clip_buffer_bytes", "Compressed video held for clips", labels=["camera"]
+            )
+            for camera, size in sorted(self.clip_buffers().items()):
+                held.add_metric([camera], size)
+            yield held
         if self.retention is not None:
             r = self.retention
             purged = CounterMetricFamily(f"{ns}_retention_deleted", "Deleted by retention", labels=["what"])

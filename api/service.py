@@ -33,6 +33,7 @@ from ingest.status import RateMeter
 from models import resolve_model
 from models.resolve import model_dirs
 from pipeline import CameraWorker, EventSink
+from pipeline.clips import ClipRecorder
 from pipeline.recovery import Heartbeat, end_interrupted
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,25 @@ class _Counters:
     dropped: int = 0
     reconnects: int = 0
     decoded_rate: RateMeter = field(default_factory=RateMeter)
+
+
+@dataclass(frozen=True, slots=True)
+class ClipToSpool:
+    """The clip recorder's uploader: clips go through the upload spool as snapshots do (stored now,
+    or kept on disk and retried while the object store is down), linked to their event with
+    ``set_clip`` once stored. Security events' clips are evidence: the last media a full spool drops."""
+
+    uploads: UploadSpool
+
+    def __call__(self, *, key: str, data: bytes, content_type: str, event_id: str) -> None:
+        self.uploads.put(
+            key=key,
+            data=data,
+            content_type=content_type,
+            metadata={"event-id": event_id},
+            link={"kind": "clip", "event_id": event_id},
+            evidence=True,
+        )
 
 
 class Service:
@@ -110,6 +130,10 @@ class Service:
         # What a crashed run left: its journal is stored first, then its open events end.
         self.sink.replay_journal()
         end_interrupted(self.store, self.heartbeat.last())
+        wants_clips = any(cam.enabled and cam.clips.enabled for cam in config.cameras.values())
+        self.clips = ClipRecorder(upload=ClipToSpool(self.uploads)) if wants_clips else None
+        if self.clips is not None:
+            self.metrics.watch_clips(self.clips)
         self.workers: dict[str, CameraWorker] = {}
         self.errors: dict[str, str] = {}
         for cam_id, cam in config.cameras.items():
@@ -123,6 +147,7 @@ class Service:
                     sink=self.sink,
                     observer=self.metrics,
                     timezone=config.events.timezone,
+                    clips=self.clips,
                 )
             except Exception as exc:  # a broken camera is reported, the others run
                 log.error("camera %r cannot start: %s", cam_id, exc)
@@ -155,6 +180,8 @@ class Service:
         if self.snapshots is not None:
             self.snapshots.start()
         self.review_feeder.start()
+        if self.clips is not None:
+            self.clips.start()
         for worker in self.workers.values():
             worker.start()
         self._poller.start()
@@ -182,6 +209,9 @@ class Service:
         for t in stoppers:
             t.join(left())
         self.batcher.close(timeout=left())
+        if self.clips is not None:
+            # After the cameras: their last events' clips are cut with what the rings hold.
+            self.clips.close(timeout=left())
         stored = self.sink.close(timeout=left())
         if self.snapshots is not None:
             self.snapshots.close(timeout=left())  # encodes what is queued into the spool

@@ -18,6 +18,7 @@ from av.video.stream import VideoStream
 from ingest.errors import SourceError
 from ingest.frame import Frame
 from ingest.opener import describe_error
+from ingest.packet_ring import PacketRing
 from ingest.rate import RateSelector
 from ingest.timestamps import TimestampCorrector
 
@@ -77,6 +78,9 @@ class FrameReader:
     ``max_consecutive_errors`` packets in a row fail, which raises ``SourceError('undecodable')``.
     A read error is raised as ``SourceError``. With ``stall_timeout`` set, a stream that keeps
     sending data but yields no decoded frame for that long raises ``SourceError('stalled')``.
+
+    ``packets``: every demuxed video packet is also handed to this ring (a reference, about 1 µs),
+    whether decoded or not, and told where this session sits on the frame timeline (event clips).
     """
 
     def __init__(
@@ -102,6 +106,7 @@ class FrameReader:
         convert: Callable[[av.VideoFrame], np.ndarray] | None = None,
         on_decoded: Callable[[], None] | None = None,
         stop: threading.Event | None = None,
+        packets: PacketRing | None = None,
     ) -> None:
         self.container = container
         self.stream = stream
@@ -123,6 +128,8 @@ class FrameReader:
         self._convert = convert or BgrConverter()
         self._on_decoded = on_decoded
         self._stop = stop
+        self._packets = packets
+        self._anchored = False
         self._corrector = TimestampCorrector(stream.time_base, fps or FALLBACK_FPS)
         self._first_pts: float | None = None
         self.last_pts: float | None = None
@@ -131,6 +138,8 @@ class FrameReader:
         codec.thread_type = "AUTO"
         codec.thread_count = threads
         self._check_size(codec.width, codec.height, at=None)
+        if packets is not None:
+            packets.begin(stream)
 
     def _error(self, reason: str, kind: str) -> SourceError:
         return SourceError(self.camera, self.source, reason, kind)
@@ -152,9 +161,13 @@ class FrameReader:
 
     def _on_frame(self, frame: av.VideoFrame) -> Frame | None:
         stats = self.stats
-        pts = self._corrector(frame.pts, frame.dts, frame.time_base)
+        stream_pts = pts = self._corrector(frame.pts, frame.dts, frame.time_base)
         if self._pts_offset is not None:
             pts = self._pts_offset(pts)
+        if self._packets is not None and not self._anchored:
+            # Where this session's packet times sit on the frame timeline, for clips.
+            self._packets.anchor(pts - stream_pts)
+            self._anchored = True
         if self._first_pts is None:
             self._first_pts = pts
         index = self._frame_index(pts)
@@ -212,6 +225,8 @@ class FrameReader:
             flushing = packet.size == 0 and packet.pts is None
             if not flushing:
                 stats.packets += 1
+                if self._packets is not None:
+                    self._packets.push(packet)
             if self.keyframes_only and not flushing and not packet.is_keyframe:
                 continue
             try:

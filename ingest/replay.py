@@ -18,6 +18,7 @@ from ingest.decode import FALLBACK_FPS, DecodeStats
 from ingest.errors import SourceError
 from ingest.frame import Frame
 from ingest.frame_queue import FrameQueue
+from ingest.packet_ring import PacketRing
 from ingest.status import CameraStatus, StatusCallback, StatusTracker
 from ingest.video_source import VideoSource
 
@@ -38,6 +39,7 @@ class ReplaySource:
         queue_size: int = 4,
         decode_threads: int = 1,
         on_status: StatusCallback | None = None,
+        packets: PacketRing | None = None,
     ) -> None:
         if speed <= 0:
             raise ValueError(f"camera {camera!r}: speed must be positive, not {speed}")
@@ -47,8 +49,13 @@ class ReplaySource:
         self.loop = loop
         self.speed = speed
         self.decode_threads = decode_threads
+        self.packets = packets  # every demuxed packet, for event clips (None: not kept)
         self._source = VideoSource(
-            self.path, camera=camera, analysis_fps=analysis_fps, decode_threads=decode_threads
+            self.path,
+            camera=camera,
+            analysis_fps=analysis_fps,
+            decode_threads=decode_threads,
+            packets=packets,
         )  # opens now: a bad file fails here
         self.info = self._source.info
         self.stats = DecodeStats()
@@ -106,16 +113,18 @@ class ReplaySource:
                         camera=self.camera,
                         analysis_fps=self.analysis_fps,
                         decode_threads=self.decode_threads,
+                        pts_offset=offset,
+                        packets=self.packets,
                     )
                 )
                 start = time.monotonic()
                 last_pts = 0.0
                 for frame in source:
-                    delay = frame.pts / self.speed - (time.monotonic() - start)
+                    # The loop's frames come out on one timeline (offset added by the source).
+                    last_pts = frame.pts - offset
+                    delay = last_pts / self.speed - (time.monotonic() - start)
                     if delay > 0 and self._stop.wait(delay):
                         return
-                    last_pts = frame.pts
-                    frame.pts += offset
                     frame.index += index_offset
                     frame.wall_time = time.time()
                     self._tracker.frame()

@@ -17,6 +17,7 @@ from ingest.errors import SourceError
 from ingest.frame import Frame
 from ingest.frame_queue import FrameQueue
 from ingest.opener import open_input, video_stream
+from ingest.packet_ring import PacketRing
 from ingest.rate import RateSelector
 from ingest.reconnect import Backoff
 from ingest.status import CameraStatus, StatusCallback, StatusTracker
@@ -43,6 +44,7 @@ class RtspSource:
     * ``Frame.pts`` stays continuous across reconnects (each new session is placed after the
       last frame by the wall-clock time the camera was away), ``Frame.index`` keeps counting.
     * The URL's credentials are masked in every log line, error and status.
+    * With ``packets``, every demuxed video packet is kept there too (event clips).
     """
 
     def __init__(
@@ -53,8 +55,10 @@ class RtspSource:
         on_frame: FrameCallback | None = None,
         on_status: StatusCallback | None = None,
         rng: random.Random | None = None,
+        packets: PacketRing | None = None,
     ) -> None:
         self.camera = camera
+        self.packets = packets
         self.config = config
         self.source = config.masked_url
         self.stats = DecodeStats()
@@ -207,6 +211,7 @@ class RtspSource:
                 pts_offset=self._continuous,
                 on_decoded=self._tracker.frame,
                 stop=self._stop,
+                packets=self.packets,
             )
             log.info(
                 "camera %r: %s: connected (%s %dx%d)",

@@ -14,6 +14,7 @@ from ingest.decode import DEFAULT_MAX_CONSECUTIVE_ERRORS, DEFAULT_MAX_PIXELS, De
 from ingest.errors import SourceError
 from ingest.frame import Frame
 from ingest.opener import SourceInfo, Timeout, open_input, source_info, video_stream
+from ingest.packet_ring import PacketRing
 from ingest.rate import RateSelector
 from ingest.urls import is_live_url, mask_url
 
@@ -38,6 +39,9 @@ class VideoSource:
 
     A stream URL (``rtsp://`` ...) is read once: end of stream ends the iteration. For a camera
     that must survive disconnects use :class:`ingest.rtsp.RtspSource`.
+
+    ``pts_offset`` is added to every ``Frame.pts`` (a replay's loops continue one timeline);
+    ``packets`` gets every demuxed video packet, for event clips.
     """
 
     def __init__(
@@ -53,6 +57,8 @@ class VideoSource:
         max_pixels: int = DEFAULT_MAX_PIXELS,
         max_consecutive_errors: int = DEFAULT_MAX_CONSECUTIVE_ERRORS,
         strict: bool = False,
+        pts_offset: float = 0.0,
+        packets: PacketRing | None = None,
     ) -> None:
         self._target = os.fspath(source)
         self.camera = camera
@@ -72,6 +78,8 @@ class VideoSource:
         self.max_pixels = max_pixels
         self.max_consecutive_errors = max_consecutive_errors
         self.strict = strict
+        self.pts_offset = pts_offset
+        self.packets = packets
         self.stats = DecodeStats()
         self._container: InputContainer | None = None
         self.info: SourceInfo = self._open()
@@ -130,6 +138,8 @@ class VideoSource:
                 max_pixels=self.max_pixels,
                 max_consecutive_errors=self.max_consecutive_errors,
                 read_timeout=read_timeout,
+                pts_offset=(lambda pts: pts + self.pts_offset) if self.pts_offset else None,
+                packets=self.packets,
             )
             yield from reader
             completed = True

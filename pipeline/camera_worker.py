@@ -15,6 +15,7 @@ from ingest.privacy import PrivacyMask
 from ingest.replay import ReplaySource
 from ingest.rtsp import RtspSource
 from ingest.status import CameraState, CameraStatus
+from pipeline.clips import ClipRecorder, make_ring
 from pipeline.config import CameraConfig
 from pipeline.frame_step import FrameStep, StepResult
 from pipeline.observer import PipelineObserver
@@ -41,6 +42,7 @@ class CameraWorker:
         sink: EventSink,
         observer: PipelineObserver,
         timezone: str,
+        clips: ClipRecorder | None = None,
     ) -> None:
         self.camera = camera
         self.config = config
@@ -58,14 +60,21 @@ class CameraWorker:
         )
         self._submit = functools.partial(batcher.submit, camera)
         self.on_analysed: AnalysedHook | None = None
+        # The camera's recent compressed video, kept by its source, for event clips.
+        self.clips = clips if config.clips.enabled else None
+        self.packets = make_ring(camera, config.clips) if self.clips is not None else None
         self.source = self._make_source()
+        if self.clips is not None and self.packets is not None:
+            self.clips.add_camera(camera, self.packets, config.clips)
         self._stop = threading.Event()
         self._offline = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"camera-{camera}", daemon=True)
 
     def _make_source(self) -> RtspSource | ReplaySource:
         if self.config.source is not None:
-            return RtspSource(self.camera, self.config.source, on_status=self._on_status)
+            return RtspSource(
+                self.camera, self.config.source, on_status=self._on_status, packets=self.packets
+            )
         replay = self.config.replay
         assert replay is not None
         return ReplaySource(
@@ -75,6 +84,7 @@ class CameraWorker:
             loop=replay.loop,
             speed=replay.speed,
             on_status=self._on_status,
+            packets=self.packets,
         )
 
     def start(self) -> CameraWorker:
@@ -132,3 +142,5 @@ class CameraWorker:
 
     def _publish(self, result: StepResult) -> None:
         self.sink.publish(result.transitions, result.snapshots, result.traffic_counts)
+        if self.clips is not None and result.transitions:
+            self.clips.observe(result.transitions)

@@ -9,6 +9,7 @@ from typing import Self
 from pydantic import Field, model_validator
 
 from events.config import CameraEventsConfig
+from events.model import EventType
 from ingest.config import CameraSourceConfig, ConfigModel
 from ingest.decode import FALLBACK_FPS
 from ingest.health import HealthConfig
@@ -22,6 +23,25 @@ class ReplayConfig(ConfigModel):
     analysis_fps: float | None = Field(5.0, gt=0)
     speed: float = Field(1.0, gt=0, le=100)
     loop: bool = True
+
+
+class ClipConfig(ConfigModel):
+    """Video clips of a camera's security events, cut from its compressed stream (no re-encode).
+
+    A clip runs from ``pre_roll_s`` before the event's start to ``post_roll_s`` after its end,
+    at most ``max_length_s`` long; it starts at the last keyframe at or before that, so it can
+    begin up to one keyframe interval earlier. ``buffer_mb`` caps the packets a camera holds
+    (pre-roll and any clip being recorded).
+    """
+
+    enabled: bool = True
+    pre_roll_s: float = Field(5.0, ge=0, le=60)
+    post_roll_s: float = Field(5.0, ge=0, le=60)
+    max_length_s: float = Field(60.0, gt=0, le=600)
+    types: list[EventType] = Field(
+        default_factory=lambda: [EventType.ZONE_INTRUSION, EventType.LOITERING, EventType.CROWDING]
+    )
+    buffer_mb: float = Field(48.0, gt=0, le=4096)
 
 
 class CameraConfig(ConfigModel):
@@ -38,6 +58,7 @@ class CameraConfig(ConfigModel):
     # Skip the detector on still frames while nothing is tracked; null runs it on every analysed frame.
     motion: MotionConfig | None = Field(default_factory=MotionConfig)
     events: CameraEventsConfig = Field(default_factory=CameraEventsConfig)
+    clips: ClipConfig = Field(default_factory=ClipConfig)
 
     @model_validator(mode="after")
     def _one_source(self) -> Self:

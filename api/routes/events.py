@@ -1,11 +1,12 @@
 """Stored events: filtered, cursor-paginated listing, one event, its snapshot (redacted, or with a reason
-the original), all limited to the caller's cameras: another khu phố's event is a 404."""
+the original) and its video clip (with a reason, for those who may see unredacted pictures), all limited
+to the caller's cameras: another khu phố's event is a 404."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, Response
 from fastapi.responses import RedirectResponse, StreamingResponse
 
 from api.auth.deps import Caller, Sec, client_address
@@ -13,6 +14,7 @@ from api.auth.principal import Principal
 from api.auth.security import Security
 from api.context import AppContext, Ctx
 from api.queries import EventFilters, event_filters, invalid
+from api.ranges import RangeNotSatisfiable, byte_range
 from api.schemas import EventCount, EventPage
 from api.scoped_events import count_scoped, list_scoped
 from events.model import Event
@@ -29,6 +31,7 @@ SNAPSHOT_RESPONSES = {
     307: {"description": "Redirect to a time-limited S3 link"},
     404: {"description": "Unknown event, or no snapshot yet"},
 }
+CLIP_TYPE = "video/mp4"
 
 
 @router.get("/events", response_model=EventPage)
@@ -128,3 +131,80 @@ def get_unredacted_snapshot(
     )
     original = unredacted_key(event.snapshot)
     return serve_snapshot(ctx, event, original if ctx.objects.exists(original) else event.snapshot)
+
+
+@router.get(
+    "/events/{event_id}/clip",
+    response_class=Response,
+    responses={
+        200: {"content": {"video/mp4": {}}, "description": "The whole MP4 (local storage)"},
+        206: {"content": {"video/mp4": {}}, "description": "The byte range asked for (local storage)"},
+        307: {"description": "Redirect to a time-limited S3 link (S3 serves ranges itself)"},
+        403: {"description": "No unredacted permission"},
+        404: {"description": "Unknown event, or no clip (yet, or not for this event type)"},
+        416: {"description": "The range starts past the end of the clip"},
+    },
+)
+def get_clip(
+    event_id: str,
+    request: Request,
+    ctx: Ctx,
+    principal: Caller,
+    security: Sec,
+    reason: Annotated[str, Query(min_length=5, max_length=500, description="why the video is needed")],
+    range_header: Annotated[str | None, Header(alias="Range", description="e.g. bytes=0-1023")] = None,
+) -> Response:
+    """The event's video clip (MP4, pre-roll before the event to post-roll after it).
+
+    Privacy: a clip is the camera's original video, residents' faces included, and cannot be blurred
+    without decoding and re-encoding it; it is neither redacted nor transcoded. So it is served only
+    to users with the ``unredacted`` permission, with a typed reason, and audited like an unredacted
+    snapshot (once per viewing: range requests after the first byte are not logged again).
+
+    Local storage streams it and honours one HTTP byte range (``206 Partial Content``, so players
+    can seek); S3 answers with a redirect to a presigned link, whose server handles ranges. A clip
+    is written once the event's post-roll has passed: until then this is 404.
+    """
+    event = visible_event(ctx, security, principal, event_id)
+    if not principal.may_unredact:
+        raise HTTPException(status_code=403, detail="this account may not see unredacted video")
+    if not event.clip:
+        raise HTTPException(status_code=404, detail="no clip for this event")
+    if range_header is None or range_header.replace(" ", "").startswith("bytes=0-"):
+        security.audit.record(
+            principal.name,
+            "clip.view",
+            event_id,
+            address=client_address(request),
+            camera=event.camera,
+            reason=reason.strip(),
+        )
+    url = ctx.objects.presigned_url(event.clip, ctx.presign_expiry)
+    if url is not None:
+        return RedirectResponse(url, status_code=307, headers={"Cache-Control": "no-store"})
+    try:
+        size = ctx.objects.stat(event.clip).size
+    except ObjectNotFound as exc:
+        raise HTTPException(status_code=404, detail="the clip is missing") from exc
+    headers = {"Accept-Ranges": "bytes", "Cache-Control": "private, max-age=3600"}
+    try:
+        wanted = byte_range(range_header, size)
+    except RangeNotSatisfiable:
+        return Response(status_code=416, headers={**headers, "Content-Range": f"bytes */{size}"})
+    if wanted is None:
+        chunks = ctx.objects.open(event.clip)
+        return StreamingResponse(
+            chunks, media_type=CLIP_TYPE, headers={**headers, "Content-Length": str(size)}
+        )
+    first, last = wanted
+    chunks = ctx.objects.open_range(event.clip, first, last - first + 1)
+    return StreamingResponse(
+        chunks,
+        status_code=206,
+        media_type=CLIP_TYPE,
+        headers={
+            **headers,
+            "Content-Length": str(last - first + 1),
+            "Content-Range": f"bytes {first}-{last}/{size}",
+        },
+    )

@@ -104,6 +104,12 @@ class ObjectStore(ABC):
         closing the iterator early releases the file or connection.
         """
 
+    def open_range(self, key: str, start: int, length: int, chunk_size: int = _CHUNK) -> Iterator[bytes]:
+        """``length`` bytes of the object from byte ``start`` (fewer at its end), in chunks, for HTTP
+        range requests; raises like :meth:`open`. This default skips through :meth:`open`;
+        backends that can seek do better."""
+        return _slice(self.open(key, chunk_size), start, length)
+
     @abstractmethod
     def stat(self, key: str) -> ObjectInfo:
         """Size, content type and metadata; :class:`ObjectNotFound` if there is no object."""
@@ -194,15 +200,20 @@ class LocalObjectStore(ObjectStore):
         except OSError as exc:
             raise StorageError(f"cannot read object {key!r} under {self.root}: {exc}") from exc
 
-    def open(self, key: str, chunk_size: int = _CHUNK) -> Iterator[bytes]:
+    def _open_file(self, key: str) -> BinaryIO:
         path = self._path(key)
         try:
-            f = path.open("rb")
+            return path.open("rb")
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as exc:
             raise ObjectNotFound(f"no object {key!r} under {self.root}") from exc
         except OSError as exc:
             raise StorageError(f"cannot read object {key!r} under {self.root}: {exc}") from exc
-        return _chunks(f, chunk_size)
+
+    def open(self, key: str, chunk_size: int = _CHUNK) -> Iterator[bytes]:
+        return _chunks(self._open_file(key), chunk_size)
+
+    def open_range(self, key: str, start: int, length: int, chunk_size: int = _CHUNK) -> Iterator[bytes]:
+        return _chunks(self._open_file(key), chunk_size, start, length)
 
     def stat(self, key: str) -> ObjectInfo:
         path = self._path(key)
@@ -235,7 +246,34 @@ class LocalObjectStore(ObjectStore):
             raise StorageError(f"cannot delete object {key!r} under {self.root}: {exc}") from exc
 
 
-def _chunks(f: BinaryIO, chunk_size: int) -> Iterator[bytes]:
+def _chunks(f: BinaryIO, chunk_size: int, start: int = 0, length: int | None = None) -> Iterator[bytes]:
     with f:
-        while chunk := f.read(chunk_size):
+        if start:
+            f.seek(start)
+        left = length
+        while left is None or left > 0:
+            chunk = f.read(chunk_size if left is None else min(chunk_size, left))
+            if not chunk:
+                return
+            if left is not None:
+                left -= len(chunk)
             yield chunk
+
+
+def _slice(chunks: Iterator[bytes], start: int, length: int) -> Iterator[bytes]:
+    """Bytes ``start`` to ``start + length`` of a chunk stream, reading no further than needed."""
+    pos = 0
+    try:
+        for chunk in chunks:
+            end = pos + len(chunk)
+            if end > start:
+                piece = chunk[max(0, start - pos) : start + length - pos]
+                if piece:
+                    yield piece
+            pos = end
+            if pos >= start + length:
+                return
+    finally:
+        close = getattr(chunks, "close", None)
+        if close is not None:
+            close()

@@ -111,6 +111,7 @@ def test_readme_states_the_models_defaults() -> None:
     from detectors.config import DetectorConfig
     from events.storage.config import SnapshotConfig
     from ingest.config import CameraSourceConfig
+    from pipeline.config import ClipConfig
 
     stated = _stated_defaults((REPO / "README.md").read_text())
     models = [
@@ -119,6 +120,7 @@ def test_readme_states_the_models_defaults() -> None:
         SnapshotConfig(),
         ApiConfig(),
         CameraSourceConfig(url="rtsp://h/p"),
+        ClipConfig(),
     ]
     checked = []
     for model in models:

@@ -27,6 +27,8 @@ def _seed_other_khu_pho(parts: Parts) -> dict[str, str]:
     parts.store.apply(start(ev))
     parts.objects.put("snapshots/cam2/ev007.jpg", jpeg_bytes(), "image/jpeg")
     parts.store.set_snapshot(ev.id, "snapshots/cam2/ev007.jpg", 0.9)
+    parts.objects.put("clips/cam2/ev007.mp4", b"\x00\x00\x00\x18ftypisom", "video/mp4")
+    parts.store.set_clip(ev.id, "clips/cam2/ev007.mp4")
     item_id = parts.security.review.ingest(start(ev))
     return {
         "event_id": ev.id,
@@ -75,7 +77,7 @@ def test_ids_of_another_khu_pho_are_404_like_unknown_ones(parts: Parts) -> None:
                 "resolve": {"resolution": "false_alarm", "note": ""},
                 "comments": {"text": "x"},
             }.get(path.rsplit("/", 1)[-1])
-            params = {"reason": "investigating a report"} if "unredacted" in path else None
+            params = {"reason": "investigating a report"} if "unredacted" in path or "clip" in path else None
             seen_by_admin = admin.request(method, url, params=params, json=body)
             assert seen_by_admin.status_code < 400, (method, path, seen_by_admin.status_code)
             r = op.request(method, url, params=params, json=body)

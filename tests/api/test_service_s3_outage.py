@@ -1,5 +1,5 @@
-"""S3 (a real SeaweedFS) stopped for a minute while three cameras raise events: every snapshot
-arrives once it is back, exactly once, and is linked to its event; the cameras never waited."""
+"""S3 (a real SeaweedFS) stopped for a minute while three cameras raise events: every snapshot and
+every clip arrives once it is back, exactly once, and is linked to its event; the cameras never waited."""
 
 from __future__ import annotations
 
@@ -112,6 +112,13 @@ def test_snapshots_survive_a_one_minute_s3_outage(
         # ...uploaded exactly once, no stray copies; each redacted picture has its original beside it.
         assert sorted(stored) == sorted(keys + [unredacted_key(k) for k in keys])
         assert {e.type for e in rule_events} >= {EventType.LINE_CROSSING, EventType.LOITERING}
+        # Clips of the plaza's loitering events (security events; the street's MS-MPEG4 cannot go
+        # into MP4, line crossings get none): each one stored once under its event's key.
+        loitering = [e for e in rule_events if e.type is EventType.LOITERING]
+        assert loitering and all(e.clip for e in loitering), [e.id for e in loitering if not e.clip]
+        clip_keys = [e.clip for e in events if e.clip]
+        stored_clips = [o.object_name for o in client.list_objects(BUCKET, prefix="clips/", recursive=True)]
+        assert sorted(stored_clips) == sorted(clip_keys)
         store.close()
     finally:
         stop_seaweedfs(proc)
