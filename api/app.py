@@ -17,6 +17,9 @@ from api.auth.security import Security
 from api.console import pages as console_pages
 from api.context import AppContext, CameraStatusProvider
 from api.metrics import KhuphoMetrics
+from api.reports.desk import ReportDesk
+from api.reports.install import default_desk
+from api.reports.install import install as install_reports
 from api.review import routes as review_routes
 from api.routes import cameras, events, health, prometheus, stream, traffic
 from events.storage.bus import EventBus
@@ -34,6 +37,7 @@ def create_app(
     metrics: KhuphoMetrics,
     *,
     security: Security,
+    reports: ReportDesk | None = None,
     heartbeat_s: float = 15.0,
     presign_expiry: timedelta = timedelta(hours=1),
     sse_queue_size: int = 256,
@@ -43,7 +47,9 @@ def create_app(
     """The HTTP API and the review console over the given components; OpenAPI docs at ``/docs``.
 
     Every route needs credentials (``security``: accounts, scopes, audit, review)
-    except ``/healthz``, ``/auth/login``, the login page and static files.
+    except ``/healthz``, ``/auth/login``, the login page and static files, and the
+    residents' report routes (``/open311/v2/...``, ``/phan-anh...``), public by design
+    and rate-limited; ``reports`` is their desk (default: one on the security database).
 
     The caller owns the components (starts and closes them); the app only reads the
     store and object store, subscribes to the bus, and renders the metrics.
@@ -101,6 +107,7 @@ def create_app(
     app.include_router(traffic.router, dependencies=authenticated)
     app.include_router(review_routes.router, dependencies=authenticated)
     app.include_router(audit_routes.router, dependencies=authenticated)
+    install_reports(app, reports or default_desk(security, store, objects))
     app.include_router(prometheus.router)  # an administrator or a metrics key (checked by the route)
     app.include_router(console_pages.router)  # pages redirect to the login page without a session
     return app

@@ -15,6 +15,7 @@ import yaml
 from pydantic import Field, ValidationError, model_validator
 
 from api.auth.config import AuthConfig, KhuPhoConfig, WardConfig
+from api.reports.config import ReportsConfig
 from detectors.config import DetectorConfig
 from events.config import EventsConfig
 from events.storage.config import SqliteStoreConfig, StorageConfig
@@ -62,6 +63,7 @@ class KhuphoConfig(ConfigModel):
     auth: AuthConfig = Field(default_factory=AuthConfig)
     privacy: PrivacyConfig = Field(default_factory=PrivacyConfig)
     review: ReviewConfig = Field(default_factory=ReviewConfig)
+    reports: ReportsConfig = Field(default_factory=ReportsConfig)
     wards: dict[str, WardConfig] = Field(default_factory=dict)
     khu_pho: dict[str, KhuPhoConfig] = Field(default_factory=dict)
     cameras: dict[str, CameraConfig] = Field(min_length=1)
@@ -76,6 +78,8 @@ class KhuphoConfig(ConfigModel):
         for kp_id, kp in self.khu_pho.items():
             if kp.ward not in self.wards:
                 raise ValueError(f"khu_pho.{kp_id}.ward: unknown ward {kp.ward!r}")
+        if self.reports.default_ward is not None and self.reports.default_ward not in self.wards:
+            raise ValueError(f"reports.default_ward: unknown ward {self.reports.default_ward!r}")
         for cam_id, cam in self.cameras.items():
             if cam.khu_pho is not None and cam.khu_pho not in self.khu_pho:
                 raise ValueError(f"cameras.{cam_id}.khu_pho: unknown khu phố {cam.khu_pho!r}")

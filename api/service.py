@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import cv2
+import numpy as np
 import uvicorn
 
 from api.app import create_app
@@ -22,6 +23,7 @@ from api.auth import ScopeIndex
 from api.auth.security import Security, security_db_path
 from api.config import KhuphoConfig
 from api.metrics import KhuphoMetrics
+from api.reports.install import default_desk
 from api.review.feeder import ReviewFeeder
 from detectors import YoloOnnxDetector
 from detectors.batcher import InferenceBatcher
@@ -95,7 +97,9 @@ class Service:
         self.metrics.watch_spool(self.uploads)
         snap = config.storage.snapshots
         model_path = resolve_model(model_flag, config.detector.model)
-        redactor = _face_redactor(config, model_path.parent) if snap.enabled else None
+        redactor = (
+            _face_redactor(config, model_path.parent) if snap.enabled or config.reports.enabled else None
+        )
         self.snapshots = (
             SnapshotWriter(
                 self.uploads,
@@ -103,7 +107,7 @@ class Service:
                 quality=snap.quality,
                 crop=snap.crop,
                 max_pending=snap.max_pending,
-                redactor=redactor,
+                redactor=redactor if snap.enabled else None,
             )
             if snap.enabled
             else None
@@ -160,6 +164,17 @@ class Service:
         # Printed once by the CLI on the first start; never logged, never stored in clear.
         self.first_admin_password = self.security.ensure_admin()
         self.review_feeder = ReviewFeeder(self.bus, self.security.review)
+        # Residents' photos: faces by YuNet and the heads of people the detector finds (as in snapshots).
+        self.reports = default_desk(
+            self.security,
+            self.store,
+            self.objects,
+            uploads=self.uploads,
+            redactor=redactor,
+            find_people=self._people,
+            config=config.reports,
+        )
+        self._evidence_checked = 0.0
         presign = getattr(config.storage.objects, "presign_expiry", None)
         self.app = create_app(
             self.store,
@@ -170,6 +185,7 @@ class Service:
             heartbeat_s=config.api.sse_heartbeat_s,
             traffic_tz=config.events.timezone,
             security=self.security,
+            reports=self.reports,
             **({"presign_expiry": presign} if presign is not None else {}),
         )
 
@@ -227,6 +243,14 @@ class Service:
             time.monotonic() - started,
             "" if stored else " (event batches left in the journal for the next start)",
         )
+
+    def _people(self, image: np.ndarray) -> np.ndarray:
+        """Person boxes (xyxy) in a resident's photo, through the cameras' batcher."""
+        dets = self.batcher.submit("reports", image).result(timeout=30)
+        names = dets.data.get("class_name")
+        if names is None or len(dets) == 0:
+            return np.zeros((0, 4), np.float32)
+        return dets.xyxy[np.asarray(names) == "person"]
 
     def camera_statuses(self) -> list[dict[str, Any]]:
         out = []
@@ -296,6 +320,12 @@ class Service:
             journal_bytes=self.sink.journal_bytes, oldest_unwritten_s=self.sink.oldest_unwritten_age()
         )
         self.heartbeat.beat()
+        if now - self._evidence_checked > 600:  # evidence of reports closed long enough is let go
+            self._evidence_checked = now
+            try:
+                self.reports.release_evidence()
+            except Exception:
+                log.exception("releasing report evidence failed; tried again in 10 minutes")
 
     def serve(self, on_ready: Callable[[str], None] | None = None) -> None:
         """Run the API in this thread until SIGTERM or SIGINT (or :meth:`shutdown`); cameras run

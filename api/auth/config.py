@@ -26,6 +26,8 @@ class KhuPhoConfig(BaseModel):
 
     name: str = Field(min_length=1)  # e.g. "Khu phố 1"
     ward: PlaceId
+    # Optional outline as [latitude, longitude] points: residents' reports located inside land here.
+    boundary: list[tuple[float, float]] | None = Field(None, min_length=3, max_length=2000)
 
 
 class AuthConfig(BaseModel):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from api.reports.texts import REPORT_TEXTS
+
 LANGS = ("vi", "en")
 
 TEXTS: dict[str, tuple[str, str]] = {
@@ -122,6 +124,9 @@ TEXTS: dict[str, tuple[str, str]] = {
     "truck": ("xe tải", "truck"),
     "bicycle": ("xe đạp", "bicycle"),
 }
+
+
+TEXTS.update(REPORT_TEXTS)
 
 
 def translator(lang: str):  # type: ignore[no-untyped-def]

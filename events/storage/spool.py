@@ -53,6 +53,8 @@ def link_to_store(store: EventStore) -> UploadedHook:
             store.set_clip(event_id, key)
         elif kind == "original":
             pass  # an unredacted snapshot: found by its key, beside the redacted one it belongs to
+        elif kind == "report_photo":
+            pass  # a resident's photo: its report holds the key from the start
         else:
             raise ValueError(f"unknown media kind {kind!r} for {key}")
 
