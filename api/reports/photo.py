@@ -59,8 +59,10 @@ def make_safe(
                 upright = ImageOps.exif_transpose(im.convert("RGB"))
     except PhotoRejected:
         raise
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError,
-            Image.DecompressionBombWarning) as exc:  # fmt: skip
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        # Pillow's own guard (from the header, before decoding), for pictures far past ours.
+        raise PhotoRejected("too_many_pixels", "the photo has far too many pixels") from exc
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
         raise PhotoRejected("not_an_image", "the file is not a photo that can be read") from exc
     rgb = np.asarray(upright)
     image = np.ascontiguousarray(rgb[:, :, ::-1])  # BGR for OpenCV
