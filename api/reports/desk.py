@@ -216,7 +216,7 @@ class ReportDesk:
             contact={"name": name, "email": email, "phone": phone},
             contact_key=key,
             attributes=attributes,
-            routed_note=None,
+            routed_note=self.scope.khu_pho[place.khu_pho].name if place.khu_pho else None,
         )
         if photo is not None:
             report = self._store_photo(report, photo)
@@ -325,7 +325,9 @@ class ReportDesk:
                 raise ReportRefused("not_allowed", "this khu phố is outside your ward", 403)
             name = self.scope.khu_pho[target].name
             state = "assigned" if report.state in ("received", "reopened") else report.state
-            change |= {"kind": "routed", "public": True, "state": state, "public_note": public_note,
+            # The timeline names the khu phố now answering ("Đã chuyển đến: Khu phố 1").
+            note = f"{name}: {public_note}" if public_note else name
+            change |= {"kind": "routed", "public": True, "state": state, "public_note": note,
                        "khu_pho": target, "ward": self.scope.khu_pho[target].ward, "assignee": None}  # fmt: skip
             detail: dict[str, Any] = {"khu_pho": target, "name": name}
         elif action == "category":

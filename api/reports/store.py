@@ -281,7 +281,7 @@ class ReportStore:
             sets = {**fields, "state": new_state, "updated_us": ts}
             if state is not None:
                 sets["closed_us"] = ts if state in CLOSED_STATES else None
-            if public and public_note:
+            if public and public_note and kind != "routed":  # a routing names the khu phố, not a status
                 sets["status_notes"] = public_note
             assignments = ", ".join(f"{k} = ?" for k in sets)
             c.execute(f"UPDATE reports SET {assignments} WHERE id = ?", (*sets.values(), report_id))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -29,10 +30,14 @@ def make_desk(parts: Parts, models_dir: Any = None, **config: Any) -> ReportDesk
     )
 
 
-def jpeg_with_gps(width: int = 320, height: int = 240) -> bytes:
-    """A real JPEG whose EXIF holds a GPS position (Hồ Chí Minh City), a camera model and a time."""
-    rng = np.random.default_rng(3)
-    image = Image.fromarray(rng.integers(0, 255, (height, width, 3), dtype=np.uint8))
+def jpeg_with_gps(width: int = 320, height: int = 240, source: Path | None = None) -> bytes:
+    """A real JPEG whose EXIF holds a GPS position (Hồ Chí Minh City), a camera model and a time;
+    its pixels are ``source``'s (a photo) or noise."""
+    if source is not None:
+        image = Image.open(source).convert("RGB")
+    else:
+        rng = np.random.default_rng(3)
+        image = Image.fromarray(rng.integers(0, 255, (height, width, 3), dtype=np.uint8))
     exif = Image.Exif()
     exif[ExifTags.Base.Make] = "PhoneMaker"
     exif[ExifTags.Base.Model] = "Resident Phone 12"
