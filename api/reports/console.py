@@ -79,7 +79,9 @@ def report_page(request: Request, report_id: str, principal: MaybePrincipal) -> 
         )
         nearby += events
     linked_ids = {e.id for e in linked}
-    nearby = sorted((e for e in nearby if e.id not in linked_ids), key=lambda e: e.start_time, reverse=True)[:12]
+    nearby = sorted((e for e in nearby if e.id not in linked_ids), key=lambda e: e.start_time, reverse=True)[
+        :12
+    ]
     users = [
         u for u in security.auth.users()
         if not u.disabled and u.role is not Role.VIEWER and desk._user_sees(u.role, u.scopes, report)

@@ -145,7 +145,9 @@ class ReportDesk:
         """Every public report route: at most ``requests_per_minute`` per client address."""
         wait = self.per_address.hit(address)
         if wait:
-            raise ReportRefused("rate_limited", "too many requests from this address; wait a minute", 429, wait)
+            raise ReportRefused(
+                "rate_limited", "too many requests from this address; wait a minute", 429, wait
+            )
 
     def submit(self, form: Submission, *, address: str) -> tuple[Report, str]:
         """Check everything, make the photo safe, then store: (report, tracking code shown once)."""
@@ -160,12 +162,16 @@ class ReportDesk:
             raise ReportRefused("bad_location", "send both lat and long, or neither", 400)
         address_text = clean_text(form.address_string, "address_string", 250)
         if lat is None and address_text is None:
-            raise ReportRefused("missing_location", "a location is required: lat and long, or address_string", 400)
+            raise ReportRefused(
+                "missing_location", "a location is required: lat and long, or address_string", 400
+            )
         chosen = (form.khu_pho or "").strip() or None
         if chosen is not None and chosen not in self.scope.khu_pho:
             raise ReportRefused("unknown_khu_pho", "khu_pho is not a khu phố of this ward", 400)
         email, phone = clean_email(form.email), clean_phone(form.phone)
-        names = [clean_text(n, f, 100) for n, f in ((form.first_name, "first_name"), (form.last_name, "last_name"))]
+        names = [
+            clean_text(n, f, 100) for n, f in ((form.first_name, "first_name"), (form.last_name, "last_name"))
+        ]
         attributes: dict[str, str] = {}
         for attr in service.attributes:
             value = (form.attributes or {}).get(attr.code)
@@ -200,7 +206,9 @@ class ReportDesk:
         # Counted last: a refused form costs the resident nothing but its mistakes.
         wait = self.submits.hit(address)
         if wait:
-            raise ReportRefused("rate_limited", "too many reports from this address; try again later", 429, wait)
+            raise ReportRefused(
+                "rate_limited", "too many reports from this address; try again later", 429, wait
+            )
         place = self.router.place(chosen=chosen, lat=lat, lon=lon)
         code = new_tracking_code()
         name = " ".join(n for n in names if n) or None
@@ -279,7 +287,9 @@ class ReportDesk:
             raise ReportRefused("not_reopenable", "only a resolved report can be reopened", 409)
         if datetime.now(UTC) - report.closed > timedelta(days=self.config.reopen_days):
             raise ReportRefused(
-                "too_late", f"a report can be reopened within {self.config.reopen_days:g} days of its answer", 409
+                "too_late",
+                f"a report can be reopened within {self.config.reopen_days:g} days of its answer",
+                409,
             )
         report = self.store.change(
             report.id, kind="reopened", actor=RESIDENT, public=True, state="reopened", public_note=text
@@ -302,8 +312,10 @@ class ReportDesk:
         kp, wards = self.places_for(principal)
         return self.store.search(khu_pho=kp, wards=wards, include_hidden=True, **filters)
 
-    def act(self, principal: Principal, report_id: int | str, action: str, *, address: str, **args: str) -> Report:
-        """One staff action; ``ReportRefused`` 404 outside scope, 403 for viewers, 409 by state, 400 bad input."""
+    def act(
+        self, principal: Principal, report_id: int | str, action: str, *, address: str, **args: str
+    ) -> Report:
+        """One staff action; refusals: 404 outside scope, 403 viewers, 409 by state, 400 bad input."""
         report = self.visible(principal, report_id)
         if report is None:
             raise ReportRefused("not_found", "unknown report", 404)
@@ -327,8 +339,9 @@ class ReportDesk:
             state = "assigned" if report.state in ("received", "reopened") else report.state
             # The timeline names the khu phố now answering ("Đã chuyển đến: Khu phố 1").
             note = f"{name}: {public_note}" if public_note else name
+            ward = self.scope.khu_pho[target].ward
             change |= {"kind": "routed", "public": True, "state": state, "public_note": note,
-                       "khu_pho": target, "ward": self.scope.khu_pho[target].ward, "assignee": None}  # fmt: skip
+                       "khu_pho": target, "ward": ward, "assignee": None}  # fmt: skip
             detail: dict[str, Any] = {"khu_pho": target, "name": name}
         elif action == "category":
             code = (args.get("service_code") or "").strip()
@@ -340,14 +353,21 @@ class ReportDesk:
             username = (args.get("username") or "").strip()
             user = self.users.user(username)
             if user is None or user.disabled or not self._user_sees(user.role, user.scopes, report):
-                raise ReportRefused("unknown_user", "no active staff account of this khu phố has that name", 400)
+                raise ReportRefused(
+                    "unknown_user", "no active staff account of this khu phố has that name", 400
+                )
             state = "assigned" if report.state in ("received", "reopened") else report.state
             # Residents see that it is being handled, never by whom.
             change |= {"kind": "assigned", "public": state != report.state, "state": state,
                        "assignee": user.username}  # fmt: skip
             detail = {"assignee": user.username}
         elif action == "start":
-            change |= {"kind": "in_progress", "public": True, "state": "in_progress", "public_note": public_note}
+            change |= {
+                "kind": "in_progress",
+                "public": True,
+                "state": "in_progress",
+                "public_note": public_note,
+            }
             detail = {}
         elif action in ("resolve", "reject"):
             if not public_note:
@@ -390,7 +410,7 @@ class ReportDesk:
         return updated
 
     def _may_route(self, principal: Principal, report: Report, target: str) -> bool:
-        kp, wards = self.places_for(principal)
+        kp, _ = self.places_for(principal)
         if kp is None or target in kp:
             return True
         # An operator may hand a misrouted report over to a neighbour of the same ward.
@@ -401,7 +421,9 @@ class ReportDesk:
         return role is not Role.VIEWER and self._sees(probe, report)
 
     # evidence --------------------------------------------------------------------------------------
-    def link_evidence(self, principal: Principal, report_id: int | str, event_id: str, *, address: str) -> Report:
+    def link_evidence(
+        self, principal: Principal, report_id: int | str, event_id: str, *, address: str
+    ) -> Report:
         """Link a camera event the caller may see; it is locked (kept by retention) from now on."""
         report = self.visible(principal, report_id)
         if report is None:
@@ -422,7 +444,9 @@ class ReportDesk:
             )  # fmt: skip
         return report
 
-    def unlink_evidence(self, principal: Principal, report_id: int | str, event_id: str, *, address: str) -> Report:
+    def unlink_evidence(
+        self, principal: Principal, report_id: int | str, event_id: str, *, address: str
+    ) -> Report:
         report = self.visible(principal, report_id)
         if report is None:
             raise ReportRefused("not_found", "unknown report", 404)
@@ -436,7 +460,9 @@ class ReportDesk:
             self.events.set_locked(event_id, False)
         self.store.change(report.id, kind="evidence", actor=principal.name, public=False,
                           internal_note=f"- {event_id}")  # fmt: skip
-        self.audit.record(principal.name, "report.evidence_unlink", str(report.id), address=address, event_id=event_id)
+        self.audit.record(
+            principal.name, "report.evidence_unlink", str(report.id), address=address, event_id=event_id
+        )
         return report
 
     def release_evidence(self, now: datetime | None = None) -> int:

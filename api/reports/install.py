@@ -39,7 +39,9 @@ def install(app: FastAPI, desk: ReportDesk) -> None:
         # a page with the message for residents.
         if request.url.path.startswith(open311.PREFIX):
             return open311.refused(exc)
-        response = resident.page(request, "resident_track.html", status=exc.status, report=None, error=exc, code="")
+        response = resident.page(
+            request, "resident_track.html", status=exc.status, report=None, error=exc, code=""
+        )
         if exc.retry_after:
             response.headers["Retry-After"] = str(max(1, round(exc.retry_after)))
         return response

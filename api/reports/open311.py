@@ -98,7 +98,9 @@ async def read_submission(request: Request) -> Submission:
     try:
         form = await request.form(max_files=1, max_fields=40)
     except Exception as exc:  # a malformed body of any kind
-        raise ReportRefused("bad_form", "send the fields form-encoded (or multipart with media)", 400) from exc
+        raise ReportRefused(
+            "bad_form", "send the fields form-encoded (or multipart with media)", 400
+        ) from exc
     photo = None
     upload = form.get("media")
     if upload is not None and not isinstance(upload, str):
@@ -155,7 +157,12 @@ async def read_submission(request: Request) -> Submission:
                         },
                     }
                 },
-                "multipart/form-data": {"schema": {"type": "object", "properties": {"media": {"type": "string", "format": "binary"}}}},
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "properties": {"media": {"type": "string", "format": "binary"}},
+                    }
+                },
             }
         }
     },
@@ -295,4 +302,6 @@ def get_media(request: Request, name: str) -> Response:
         chunks = desk.objects.open(report.media_key)
     except ObjectNotFound:
         return refused(ReportRefused("not_found", "the photo is still being stored", 404))
-    return StreamingResponse(chunks, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=300"})
+    return StreamingResponse(
+        chunks, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=300"}
+    )

@@ -20,7 +20,7 @@ PeopleFinder = Callable[[np.ndarray], np.ndarray]  # BGR image -> person boxes x
 
 
 class PhotoRejected(ValueError):
-    """A photo that is not accepted; ``kind`` is machine-readable: too_large, not_an_image, too_many_pixels."""
+    """A refused photo; ``kind`` (machine-readable): too_large, not_an_image, too_many_pixels."""
 
     def __init__(self, kind: str, message: str) -> None:
         super().__init__(message)
@@ -51,7 +51,8 @@ def make_safe(
                 width, height = im.size
                 if width * height > max_pixels or width < 16 or height < 16:
                     raise PhotoRejected(
-                        "too_many_pixels", f"the photo must have 16x16 to {max_pixels / 1e6:.0f} million pixels"
+                        "too_many_pixels",
+                        f"the photo must have 16x16 to {max_pixels / 1e6:.0f} million pixels",
                     )
                 if getattr(im, "n_frames", 1) > 1:
                     raise PhotoRejected("not_an_image", "send a still photo, not an animation")

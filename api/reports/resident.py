@@ -30,7 +30,9 @@ def page(request: Request, name: str, status: int = 200, **data: Any) -> Respons
     return render(request, name, None, status=status, lang_query=urlencode(query), **data)
 
 
-def _form_page(request: Request, status: int = 200, error: ReportRefused | None = None, **data: Any) -> Response:
+def _form_page(
+    request: Request, status: int = 200, error: ReportRefused | None = None, **data: Any
+) -> Response:
     desk = desk_of(request)
     response = page(
         request,
@@ -63,7 +65,9 @@ async def new_report(request: Request) -> Response:
         kept = {k: v for k, v in form.items() if isinstance(v, str) and k != "media"}
         return _form_page(request, status=exc.status, error=exc, form=kept)
     # The code is shown once, here: only its hash is stored, so nobody can show it again.
-    return page(request, "resident_filed.html", report=report, code=code, agency=desk_of(request).agency(report))
+    return page(
+        request, "resident_filed.html", report=report, code=code, agency=desk_of(request).agency(report)
+    )
 
 
 def _timeline(request: Request, report: Report) -> list[Any]:

@@ -70,7 +70,8 @@ class ReportDetail(ReportOut):
 class ActionBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     action: Literal[
-        "route", "category", "assign", "start", "resolve", "reject", "merge", "note", "hide", "unhide", "reopen"
+        "route", "category", "assign", "start", "resolve", "reject",
+        "merge", "note", "hide", "unhide", "reopen",
     ]  # fmt: skip
     public_note: Annotated[str | None, Field(max_length=2000)] = None
     internal_note: Annotated[str | None, Field(max_length=2000)] = None
@@ -110,8 +111,13 @@ def visible_report(desk: ReportDesk, principal: Principal, report_id: str) -> Re
 def report_detail(desk: ReportDesk, report: Report) -> ReportDetail:
     return ReportDetail(
         **report_out(desk, report).model_dump(),
-        updates=[UpdateOut.model_validate(u, from_attributes=True) for u in desk.store.updates(report.id, public_only=False)],
-        evidence=[EvidenceOut.model_validate(e, from_attributes=True) for e in desk.store.evidence(report.id)],
+        updates=[
+            UpdateOut.model_validate(u, from_attributes=True)
+            for u in desk.store.updates(report.id, public_only=False)
+        ],
+        evidence=[
+            EvidenceOut.model_validate(e, from_attributes=True) for e in desk.store.evidence(report.id)
+        ],
     )
 
 
@@ -123,7 +129,7 @@ def list_reports(
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> list[ReportOut]:
-    """Reports of the caller's khu phố (and, for supervisors, the ward queue), newest first; hidden ones too."""
+    """Reports of the caller's khu phố (supervisors: also the ward queue), newest first, hidden ones too."""
     desk = desk_of(request)
     return [report_out(desk, r) for r in desk.queue(principal, states=state, limit=limit, offset=offset)]
 
@@ -144,7 +150,7 @@ def get_report(report_id: str, request: Request, principal: Caller) -> ReportDet
     responses={**NOT_FOUND, 400: {}, 403: {}, 409: {}},
 )
 def report_action(report_id: str, body: ActionBody, request: Request, principal: Caller) -> ReportDetail:
-    """Triage and answers: route, category, assign, start, resolve, reject, merge, note, hide, unhide, reopen."""
+    """Triage and answers: route, category, assign, start, resolve, reject, merge, note, (un)hide, reopen."""
     desk = desk_of(request)
     visible_report(desk, principal, report_id)
     args: dict[str, Any] = body.model_dump(exclude={"action"}, exclude_none=True)
@@ -155,7 +161,9 @@ def report_action(report_id: str, body: ActionBody, request: Request, principal:
     return report_detail(desk, report)
 
 
-@router.post("/reports/{report_id}/evidence", response_model=ReportDetail, responses={**NOT_FOUND, 400: {}, 403: {}})
+@router.post(
+    "/reports/{report_id}/evidence", response_model=ReportDetail, responses={**NOT_FOUND, 400: {}, 403: {}}
+)
 def link_evidence(report_id: str, body: EvidenceBody, request: Request, principal: Caller) -> ReportDetail:
     """Link a camera event as evidence: it is kept (exempt from retention) until the report has been
     closed for ``reports.evidence_keep_days``."""

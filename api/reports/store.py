@@ -253,7 +253,9 @@ class ReportStore:
         if not include_hidden:
             where.append("hidden = 0")
         sql = "SELECT * FROM reports" + (" WHERE " + " AND ".join(where) if where else "")
-        rows = self.db.read(sql + " ORDER BY created_us DESC, id DESC LIMIT ? OFFSET ?", (*params, limit, offset))
+        rows = self.db.read(
+            sql + " ORDER BY created_us DESC, id DESC LIMIT ? OFFSET ?", (*params, limit, offset)
+        )
         return [_report(r) for r in rows]
 
     def change(
@@ -339,7 +341,9 @@ class ReportStore:
             ).fetchone()
             if row is None:
                 return None
-            c.execute("DELETE FROM report_evidence WHERE report_id = ? AND event_id = ?", (report_id, event_id))
+            c.execute(
+                "DELETE FROM report_evidence WHERE report_id = ? AND event_id = ?", (report_id, event_id)
+            )
         return _evidence(row)
 
     def evidence(self, report_id: int) -> list[Evidence]:
@@ -393,7 +397,8 @@ def _add_update(
     actor: str,
 ) -> None:
     c.execute(
-        "INSERT INTO report_updates (report_id, ts_us, kind, state, public, public_note, internal_note, actor)"
+        "INSERT INTO report_updates"
+        " (report_id, ts_us, kind, state, public, public_note, internal_note, actor)"
         " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         (report_id, ts, kind, state, int(public), public_note or None, internal_note or None, actor),
     )

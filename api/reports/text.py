@@ -23,7 +23,9 @@ def clean_text(value: str | None, field: str, max_len: int, *, required: bool = 
         return None
     if "\ufffd" in text:
         raise ReportRefused("bad_encoding", f"{field} is not valid UTF-8 text", 400)
-    if any(unicodedata.category(ch) in ("Cc", "Cs", "Co", "Cn") and ch not in _ALLOWED_CONTROLS for ch in text):
+    if any(
+        unicodedata.category(ch) in ("Cc", "Cs", "Co", "Cn") and ch not in _ALLOWED_CONTROLS for ch in text
+    ):
         raise ReportRefused("bad_text", f"{field} contains control or unassigned characters", 400)
     if len(text) > max_len:
         raise ReportRefused("too_long", f"{field} is longer than {max_len} characters", 400)

@@ -41,7 +41,10 @@ REPORT_TEXTS: dict[str, tuple[str, str]] = {
     ),
     "r_report": ("Phản ánh", "Report"),
     "r_reopen": ("Mở lại phản ánh", "Reopen the report"),
-    "r_reopen_hint": ("Nếu sự việc vẫn còn, bạn có thể mở lại đến hết ngày", "If the problem is back, you can reopen it until"),
+    "r_reopen_hint": (
+        "Nếu sự việc vẫn còn, bạn có thể mở lại đến hết ngày",
+        "If the problem is back, you can reopen it until",
+    ),
     "r_reopen_note": ("Sự việc hiện nay thế nào?", "What is happening now?"),
     # resident-facing states and timeline entries
     "rs_received": ("đã tiếp nhận", "received"),
@@ -64,13 +67,19 @@ REPORT_TEXTS: dict[str, tuple[str, str]] = {
     "rk_hide": ("Ẩn (spam)", "Hidden (spam)"),
     "rk_unhide": ("Bỏ ẩn", "Shown again"),
     # refusals
-    "r_err_rate_limited": ("Bạn gửi quá nhiều yêu cầu; hãy thử lại sau ít phút.", "Too many requests; try again in a few minutes."),
+    "r_err_rate_limited": (
+        "Bạn gửi quá nhiều yêu cầu; hãy thử lại sau ít phút.",
+        "Too many requests; try again in a few minutes.",
+    ),
     "r_err_too_many_open": (
         "Liên hệ này đã có nhiều phản ánh đang chờ xử lý; hãy chờ trả lời.",
         "This contact already has several open reports; please wait for an answer.",
     ),
     "r_err_photo_too_large": ("Ảnh quá lớn (tối đa 5 MB).", "The photo is too large (5 MB at most)."),
-    "r_err_photo_not_an_image": ("Tệp không phải là ảnh đọc được (JPEG, PNG, WebP).", "The file is not a readable photo (JPEG, PNG, WebP)."),
+    "r_err_photo_not_an_image": (
+        "Tệp không phải là ảnh đọc được (JPEG, PNG, WebP).",
+        "The file is not a readable photo (JPEG, PNG, WebP).",
+    ),
     "r_err_photo_too_many_pixels": ("Ảnh có kích thước quá lớn.", "The photo has too many pixels."),
     "r_err_missing_field": ("Hãy điền đủ các mục bắt buộc.", "Fill in the required fields."),
     "r_err_missing_location": ("Hãy nhập địa chỉ hoặc địa điểm.", "Give an address or place."),
@@ -81,7 +90,10 @@ REPORT_TEXTS: dict[str, tuple[str, str]] = {
     "r_err_bad_phone": ("Số điện thoại phải có 8 đến 15 chữ số.", "The phone number needs 8 to 15 digits."),
     "r_err_bad_code": ("Mã theo dõi gồm 20 chữ và số.", "A tracking code has 20 letters and digits."),
     "r_err_unknown_code": ("Không có phản ánh nào với mã này.", "No report has this code."),
-    "r_err_not_reopenable": ("Chỉ mở lại được phản ánh đã xử lý xong.", "Only a resolved report can be reopened."),
+    "r_err_not_reopenable": (
+        "Chỉ mở lại được phản ánh đã xử lý xong.",
+        "Only a resolved report can be reopened.",
+    ),
     "r_err_too_late": ("Đã quá thời hạn mở lại.", "It is too late to reopen this report."),
     # console
     "reports": ("Phản ánh", "Reports"),
@@ -105,7 +117,10 @@ REPORT_TEXTS: dict[str, tuple[str, str]] = {
     "rc_link": ("Gắn làm chứng cứ", "Link as evidence"),
     "rc_unlink": ("Bỏ gắn", "Unlink"),
     "rc_event_id": ("Mã sự kiện", "Event id"),
-    "rc_nearby": ("Sự kiện camera cùng khu phố quanh thời điểm phản ánh", "Camera events of the khu phố around the report's time"),
+    "rc_nearby": (
+        "Sự kiện camera cùng khu phố quanh thời điểm phản ánh",
+        "Camera events of the khu phố around the report's time",
+    ),
     "rc_locked": ("giữ lại (không tự xóa)", "kept (exempt from retention)"),
     "rc_history": ("Lịch sử xử lý", "History"),
     "rc_public": ("công khai", "public"),

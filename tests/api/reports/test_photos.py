@@ -70,6 +70,7 @@ def test_faces_are_blurred_before_anyone_sees_the_photo(models_dir: Path, shared
 
 def _png_header_bomb(width: int, height: int) -> bytes:
     """A small PNG that declares a huge picture (a decompression bomb: zeros compress ~1000:1)."""
+
     def chunk(kind: bytes, body: bytes) -> bytes:
         return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
 

@@ -56,7 +56,9 @@ def test_resident_files_operator_resolves_resident_follows_and_reopens(
             page.goto(f"{url}/phan-anh")
             assert page.locator("html").get_attribute("lang") == "vi"
             page.select_option("select[name=service_code]", "security")
-            page.fill("textarea[name=description]", "Hai thanh niên lạ mặt cạy khóa xe máy trước nhà số 12, hẻm 45")
+            page.fill(
+                "textarea[name=description]", "Hai thanh niên lạ mặt cạy khóa xe máy trước nhà số 12, hẻm 45"
+            )
             page.select_option("select[name=khu_pho]", "kp1")
             page.fill("input[name=address_string]", "12 hẻm 45 Lê Lợi")
             page.set_input_files("input[name=media]", str(photo))
@@ -83,14 +85,19 @@ def test_resident_files_operator_resolves_resident_follows_and_reopens(
             _shot(op, "reports-queue-phone")
             op.click(f"li.report[data-report='{report_id}'] a")
             op.wait_for_selector("#assign")
-            op.wait_for_function("document.querySelector('#photo') && document.querySelector('#photo').naturalWidth > 0")
+            op.wait_for_function(
+                "document.querySelector('#photo') && document.querySelector('#photo').naturalWidth > 0"
+            )
             op.select_option("form[action$='/assign'] select[name=username]", "op1")
             op.click("#assign")
             op.wait_for_selector("#assignee")
             op.click("button.link-event[data-event='ev009']")
             op.wait_for_selector("#evidence figure[data-event='ev009']")
             assert parts.store.get("ev009").locked
-            op.fill("#resolve-form textarea[name=public_note]", "Công an phường đã tuần tra, tạm giữ hai đối tượng.")
+            op.fill(
+                "#resolve-form textarea[name=public_note]",
+                "Công an phường đã tuần tra, tạm giữ hai đối tượng.",
+            )
             op.fill("#resolve-form textarea[name=internal_note]", "Đối tượng Tâm, đã có tiền án")
             op.click("#resolve")
             op.wait_for_selector("#state[data-state='resolved']")
@@ -99,7 +106,9 @@ def test_resident_files_operator_resolves_resident_follows_and_reopens(
             # 3. The resident follows the report by code: the public timeline, no staff details.
             page.goto(f"{url}/phan-anh/theo-doi?ma={code.lower()}")
             page.wait_for_selector("#timeline")
-            page.wait_for_function("document.querySelector('#photo') && document.querySelector('#photo').naturalWidth > 0")
+            page.wait_for_function(
+                "document.querySelector('#photo') && document.querySelector('#photo').naturalWidth > 0"
+            )
             kinds = [li.get_attribute("data-kind") for li in page.locator("#timeline li").all()]
             assert kinds == ["received", "routed", "resolved"], kinds
             timeline = page.inner_text("#timeline")
@@ -117,7 +126,9 @@ def test_resident_files_operator_resolves_resident_follows_and_reopens(
             page.fill("#reopen-form textarea[name=note]", "Tối nay lại thấy hai người đó quanh hẻm")
             page.click("#reopen")
             page.wait_for_selector("#state.reopened")
-            assert [li.get_attribute("data-kind") for li in page.locator("#timeline li").all()][-1] == "reopened"
+            assert [li.get_attribute("data-kind") for li in page.locator("#timeline li").all()][
+                -1
+            ] == "reopened"
             _shot(page, "resident-reopened-phone")
             page.goto(f"{url}/phan-anh/theo-doi?ma={code}&lang=en")
             assert "Reopened" in page.inner_text("#timeline")
@@ -126,7 +137,11 @@ def test_resident_files_operator_resolves_resident_follows_and_reopens(
         finally:
             browser.close()
     assert not errors, errors
-    audit = [(r.actor, r.action) for r in reversed(parts.security.audit.records(limit=200)) if r.target == str(report_id)]
+    audit = [
+        (r.actor, r.action)
+        for r in reversed(parts.security.audit.records(limit=200))
+        if r.target == str(report_id)
+    ]
     assert audit == [
         ("resident", "report.submit"),
         ("op1", "report.view"),
