@@ -108,6 +108,7 @@ def _stated_defaults(readme: str) -> dict[str, str]:
 def test_readme_states_the_models_defaults() -> None:
     """One default per setting, defined in its model: the README must say the same."""
     from api.config import ApiConfig, BatchingConfig
+    from api.reports import ReportsConfig
     from detectors.config import DetectorConfig
     from events.storage.config import SnapshotConfig
     from ingest.config import CameraSourceConfig
@@ -119,6 +120,7 @@ def test_readme_states_the_models_defaults() -> None:
         BatchingConfig(),
         SnapshotConfig(),
         ApiConfig(),
+        ReportsConfig(),
         CameraSourceConfig(url="rtsp://h/p"),
         ClipConfig(),
     ]
