@@ -84,7 +84,7 @@ def report_page(request: Request, report_id: str, principal: MaybePrincipal) -> 
     ]
     users = [
         u for u in security.auth.users()
-        if not u.disabled and u.role is not Role.VIEWER and desk._user_sees(u.role, u.scopes, report)
+        if not u.disabled and u.role is not Role.VIEWER and desk.user_may_handle(u.role, u.scopes, report)
     ]  # fmt: skip
     return render(
         request,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -299,10 +300,9 @@ class ReportDesk:
 
     # staff side ------------------------------------------------------------------------------------
     def visible(self, principal: Principal, report_id: int | str) -> Report | None:
-        try:
-            rid = int(report_id)
-        except (TypeError, ValueError):
+        if not isinstance(report_id, int) and not re.fullmatch(r"[0-9]{1,17}", str(report_id)):
             return None
+        rid = int(report_id)
         if not 0 < rid < 2**62:
             return None
         report = self.store.get(rid)
@@ -352,7 +352,7 @@ class ReportDesk:
         elif action == "assign":
             username = (args.get("username") or "").strip()
             user = self.users.user(username)
-            if user is None or user.disabled or not self._user_sees(user.role, user.scopes, report):
+            if user is None or user.disabled or not self.user_may_handle(user.role, user.scopes, report):
                 raise ReportRefused(
                     "unknown_user", "no active staff account of this khu phố has that name", 400
                 )
@@ -416,7 +416,8 @@ class ReportDesk:
         # An operator may hand a misrouted report over to a neighbour of the same ward.
         return report.ward is not None and self.scope.khu_pho[target].ward == report.ward
 
-    def _user_sees(self, role: Role, scopes: list[str], report: Report) -> bool:
+    def user_may_handle(self, role: Role, scopes: list[str], report: Report) -> bool:
+        """Whether an account with this role and scopes may be assigned the report."""
         probe = Principal(kind="user", id="0", name="", role=role, scopes=tuple(scopes))
         return role is not Role.VIEWER and self._sees(probe, report)
 

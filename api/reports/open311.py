@@ -7,6 +7,7 @@ and ``media/{name}.jpg`` (the resident's photo: re-encoded, without EXIF, faces 
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
@@ -22,6 +23,7 @@ from api.reports.store import CLOSED_STATES, OPEN_STATES
 from events.storage.objects import ObjectNotFound
 
 PREFIX = "/open311/v2"
+_ID = re.compile(r"[0-9]{1,17}")  # ASCII digits only: str.isdigit() also takes "²", which int() refuses
 MAX_PAGE = 1000
 DEFAULT_WINDOW = timedelta(days=90)
 FORM_OVERHEAD = 64 * 1024  # bytes a form may carry beyond its photo
@@ -216,7 +218,7 @@ def list_requests(
     """Public requests, newest first. Without ids or dates: the last 90 days; at most 1000 a page."""
     try:
         ids = _csv(service_request_id)
-        if ids is not None and not all(i.isdigit() and len(i) < 18 for i in ids):
+        if ids is not None and not all(_ID.fullmatch(i) for i in ids):
             raise ReportRefused("bad_id", "service_request_id is a comma-separated list of ids", 400)
         states: list[str] | None = None
         for s in _csv(status) or []:
@@ -243,7 +245,7 @@ def list_requests(
 @router.get("/requests/{service_request_id}.json", responses={404: {}})
 def get_request(request: Request, service_request_id: str, lang: Lang = "vi") -> Any:
     report = None
-    if service_request_id.isdigit() and len(service_request_id) < 18:
+    if _ID.fullmatch(service_request_id):
         report = desk_of(request).store.get(int(service_request_id))
     if report is None or report.hidden:
         return refused(ReportRefused("not_found", "no such service request", 404))
@@ -271,7 +273,7 @@ def list_updates(
     try:
         since, until = _when(start_date, "start_date"), _when(end_date, "end_date")
         ids = _csv(service_request_id)
-        if ids is not None and not all(i.isdigit() and len(i) < 18 for i in ids):
+        if ids is not None and not all(_ID.fullmatch(i) for i in ids):
             raise ReportRefused("bad_id", "service_request_id is a comma-separated list of ids", 400)
         if since is None and ids is None:
             since = datetime.now(UTC) - DEFAULT_WINDOW

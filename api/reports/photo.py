@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import cv2
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps
 
 from events.storage.snapshot import Redactor
 
@@ -63,7 +63,9 @@ def make_safe(
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         # Pillow's own guard (from the header, before decoding), for pictures far past ours.
         raise PhotoRejected("too_many_pixels", "the photo has far too many pixels") from exc
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+    except Exception as exc:
+        # UnidentifiedImageError, OSError (truncated), and whatever a decoder raises on hostile bytes
+        # (struct.error, EOFError, ...): all are "not a photo", never a server error.
         raise PhotoRejected("not_an_image", "the file is not a photo that can be read") from exc
     rgb = np.asarray(upright)
     image = np.ascontiguousarray(rgb[:, :, ::-1])  # BGR for OpenCV

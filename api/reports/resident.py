@@ -61,7 +61,8 @@ async def new_report(request: Request) -> Response:
         submission = await read_submission(request)
         report, code = desk_of(request).submit(submission, address=client_address(request))
     except ReportRefused as exc:
-        form = await request.form()
+        # Keep what was typed (not after a 413: that body is not read at all).
+        form = await request.form() if exc.status != 413 else {}
         kept = {k: v for k, v in form.items() if isinstance(v, str) and k != "media"}
         return _form_page(request, status=exc.status, error=exc, form=kept)
     # The code is shown once, here: only its hash is stored, so nobody can show it again.
