@@ -197,6 +197,8 @@ def _serve(service_factory, duration: float | None) -> None:  # type: ignore[no-
             f"khupho is serving {len(service.workers)} camera(s) at {url}  "
             f"(console: {url}/login, API docs: {url}/docs after logging in)"
         )
+        if service.config.reports.enabled:
+            typer.echo(f"residents' reports: {url}/phan-anh, Open311: {url}/open311/v2/services.json")
         password = service.first_admin_password
         if password is not None:
             # Shown once, here only: it is stored as an Argon2 hash and must be changed at first login.
