@@ -46,15 +46,16 @@ def link_to_store(store: EventStore) -> UploadedHook:
     """The usual link: record a snapshot's or a clip's key on its event."""
 
     def link(*, key: str, link: Mapping[str, Any]) -> None:
-        kind, event_id = link["kind"], link["event_id"]
+        kind = link["kind"]
+        if kind == "report_photo":
+            return  # a resident's photo: its report holds the key from the start (no event)
+        event_id = link["event_id"]
         if kind == "snapshot":
             store.set_snapshot(event_id, key, float(link["score"]))
         elif kind == "clip":
             store.set_clip(event_id, key)
         elif kind == "original":
             pass  # an unredacted snapshot: found by its key, beside the redacted one it belongs to
-        elif kind == "report_photo":
-            pass  # a resident's photo: its report holds the key from the start
         else:
             raise ValueError(f"unknown media kind {kind!r} for {key}")
 
