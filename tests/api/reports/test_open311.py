@@ -237,7 +237,10 @@ def test_ids_that_are_not_ascii_digits_are_refused_not_crashed(public: TestClien
     # Found in review: "²".isdigit() is True but int("²") fails.
     assert public.get(f"{OPEN311}/requests/².json").status_code == 404
     assert public.get(f"{OPEN311}/requests.json", params={"service_request_id": "1,²"}).status_code == 400
-    assert public.get(f"{OPEN311}/servicerequestupdates.json", params={"service_request_id": "٣"}).status_code == 400
+    assert (
+        public.get(f"{OPEN311}/servicerequestupdates.json", params={"service_request_id": "٣"}).status_code
+        == 400
+    )
     with TestClient(public.app) as admin:
         login(admin)
         assert admin.get("/reports/²").status_code == 404 and admin.get("/reports/１").status_code == 404
