@@ -27,7 +27,7 @@ from events.model import Event, EventType
 from events.storage.store import EventFilters
 
 HERE = Path(__file__).parent
-STATIC = {"console.css": "text/css", "console.js": "text/javascript"}
+STATIC = {"console.css": "text/css", "console.js": "text/javascript", "resident.js": "text/javascript"}
 LANG_COOKIE = "khupho_lang"
 NO_PICTURE = (
     '<svg xmlns="http://www.w3.org/2000/svg" width="160" height="90" viewBox="0 0 160 90">'

@@ -27,7 +27,10 @@ def page(request: Request, name: str, status: int = 200, **data: Any) -> Respons
     current = request.query_params.get("lang") or request.cookies.get("khupho_lang") or "vi"
     query = [(k, v) for k, v in request.query_params.multi_items() if k != "lang"]
     query.append(("lang", "vi" if current == "en" else "en"))
-    return render(request, name, None, status=status, lang_query=urlencode(query), **data)
+    response = render(request, name, None, status=status, lang_query=urlencode(query), **data)
+    # The "use my location" button asks the phone for its position on this site only.
+    response.headers["Permissions-Policy"] = "camera=(), microphone=(), geolocation=(self)"
+    return response
 
 
 def _form_page(

@@ -19,6 +19,9 @@ REPORT_TEXTS: dict[str, tuple[str, str]] = {
     "r_address": ("Địa chỉ, địa điểm", "Address or place"),
     "r_address_hint": ("Số nhà, tên đường, hẻm…", "House number, street, alley…"),
     "r_photo": ("Ảnh", "Photo"),
+    "r_locate": ("Dùng vị trí hiện tại", "Use my location"),
+    "r_located": ("Đã lấy vị trí", "Location added"),
+    "r_locate_failed": ("Không lấy được vị trí", "Could not get the location"),
     "r_photo_hint": ("không bắt buộc, tối đa", "optional, at most"),
     "r_contact": ("Thông tin liên hệ (không bắt buộc)", "Contact (optional)"),
     "r_contact_hint": (

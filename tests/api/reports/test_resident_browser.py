@@ -49,7 +49,14 @@ def test_resident_files_operator_resolves_resident_follows_and_reopens(
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         try:
             # 1. The resident, on a phone, in Vietnamese (the default).
-            resident = browser.new_context(viewport=PHONE, locale="vi-VN", is_mobile=True, has_touch=True)
+            resident = browser.new_context(
+                viewport=PHONE,
+                locale="vi-VN",
+                is_mobile=True,
+                has_touch=True,
+                permissions=["geolocation"],
+                geolocation={"latitude": 10.7769, "longitude": 106.7009},
+            )
             page = resident.new_page()
             page.on("console", lambda m: m.type == "error" and errors.append(m.text))
             page.on("pageerror", lambda e: errors.append(str(e)))
@@ -61,6 +68,8 @@ def test_resident_files_operator_resolves_resident_follows_and_reopens(
             )
             page.select_option("select[name=khu_pho]", "kp1")
             page.fill("input[name=address_string]", "12 hẻm 45 Lê Lợi")
+            page.click("#locate")  # the phone's position (granted to this context)
+            page.wait_for_function("document.querySelector('input[name=lat]').value !== ''")
             page.set_input_files("input[name=media]", str(photo))
             _shot(page, "resident-new-phone")
             page.click("#send")
@@ -71,6 +80,7 @@ def test_resident_files_operator_resolves_resident_follows_and_reopens(
             _shot(page, "resident-filed-phone")
             report = desk.store.get(report_id)
             assert report is not None and report.khu_pho == "kp1" and report.media_key
+            assert (report.lat, report.lon) == (10.7769, 106.7009)
 
             # 2. The operator of kp1, on a phone too: assign, link the camera event, resolve.
             staff = browser.new_context(viewport=PHONE, locale="vi-VN")
