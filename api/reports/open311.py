@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, RedirectResponse, StreamingResponse
 
 from api.auth.deps import client_address
@@ -173,7 +174,10 @@ async def create_request(request: Request) -> Any:
     """File a report: returns ``service_request_id`` and the tracking ``token`` (shown once: keep it)."""
     try:
         submission = await read_submission(request)
-        report, code = desk_of(request).submit(submission, address=client_address(request))
+        # Off the event loop: decoding, face detection and re-encoding a photo take up to a second.
+        report, code = await run_in_threadpool(
+            desk_of(request).submit, submission, address=client_address(request)
+        )
     except ReportRefused as exc:
         return refused(exc)
     return JSONResponse(

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Form, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import RedirectResponse
 
 from api.auth.deps import client_address
@@ -62,7 +63,9 @@ def new_report_page(request: Request) -> Response:
 async def new_report(request: Request) -> Response:
     try:
         submission = await read_submission(request)
-        report, code = desk_of(request).submit(submission, address=client_address(request))
+        report, code = await run_in_threadpool(  # off the event loop: the photo takes up to a second
+            desk_of(request).submit, submission, address=client_address(request)
+        )
     except ReportRefused as exc:
         # Keep what was typed (not after a 413: that body is not read at all).
         form = await request.form() if exc.status != 413 else {}
