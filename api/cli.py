@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 
@@ -47,7 +47,13 @@ def analyze(
         float | None, typer.Option(min=0.0, max=1.0, help="default: the detector config's")
     ] = None,
     track: Annotated[bool, typer.Option(help="track objects (ByteTrack)")] = True,
-    threads: Annotated[int, typer.Option(help="onnxruntime intra-op threads, 0 = auto")] = 0,
+    runtime: Annotated[
+        Literal["auto", "onnxruntime", "openvino"], typer.Option(help="inference runtime (detector.runtime)")
+    ] = "auto",
+    precision: Annotated[
+        Literal["auto", "fp32", "bf16", "int8"], typer.Option(help="inference precision (detector.precision)")
+    ] = "auto",
+    threads: Annotated[int, typer.Option(help="inference threads, 0 = auto")] = 0,
     provider: Annotated[list[str] | None, typer.Option(help="execution provider, repeatable")] = None,
     spin: Annotated[
         bool, typer.Option(help="let onnxruntime's threads spin between calls (fastest when alone)")
@@ -66,7 +72,7 @@ def analyze(
     import yaml
     from pydantic import ValidationError
 
-    from detectors import DetectorConfig, DetectorError, YoloOnnxDetector
+    from detectors import DetectorConfig, DetectorError, open_detector
     from events.config import CameraEventsConfig
     from ingest import SourceError
     from ingest.motion import MotionConfig
@@ -81,10 +87,12 @@ def analyze(
     try:
         path = resolve_model(model)
         given = {"imgsz": imgsz, "conf": conf, "iou": iou}  # options left out keep the config's defaults
-        detector = YoloOnnxDetector(
+        detector = open_detector(
             path,
             DetectorConfig(
                 **{k: v for k, v in given.items() if v is not None},
+                runtime=runtime,
+                precision=precision,
                 intra_op_threads=threads,
                 providers=provider or None,
                 allow_spinning=spin,

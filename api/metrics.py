@@ -116,6 +116,13 @@ class KhuphoMetrics:
             registry=reg,
             buckets=BATCH_BUCKETS,
         )
+        self._detector = Gauge(
+            "detector_info",
+            "1 for the runtime and precision the detector runs on (detector.runtime/precision resolved)",
+            ["model", "runtime", "precision"],
+            namespace=ns,
+            registry=reg,
+        )
         self._queue_depth = Gauge(
             "queue_depth", "Items waiting in a pipeline queue", ["queue"], namespace=ns, registry=reg
         )
@@ -180,6 +187,11 @@ class KhuphoMetrics:
 
     def camera_reconnected(self, *, camera: str) -> None:
         self._reconnects.labels(camera).inc()
+
+    def set_detector(self, *, model: str, runtime: str, precision: str) -> None:
+        """Say what runs the detector (set once at start-up)."""
+        self._detector.clear()
+        self._detector.labels(model, runtime, precision).set(1)
 
     def observe_inference(self, *, batch_size: int, seconds: float) -> None:
         self._inference.observe(seconds)

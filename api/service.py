@@ -25,7 +25,7 @@ from api.config import KhuphoConfig
 from api.metrics import KhuphoMetrics
 from api.reports.install import default_desk
 from api.review.feeder import ReviewFeeder
-from detectors import YoloOnnxDetector
+from detectors import open_detector
 from detectors.batcher import InferenceBatcher
 from events.redaction import FaceRedactor
 from events.storage import EventBus, SnapshotWriter, open_event_store, open_object_store
@@ -114,7 +114,10 @@ class Service:
         )
         if self.snapshots is not None:
             self.metrics.watch_snapshots(self.snapshots)
-        self.detector = YoloOnnxDetector(model_path, config.detector)
+        self.detector = open_detector(model_path, config.detector)
+        self.metrics.set_detector(
+            model=self.detector.path.name, runtime=self.detector.runtime, precision=self.detector.precision
+        )
         self.batcher = InferenceBatcher(
             self.detector, max_wait_ms=config.batching.max_wait_ms, on_batch=self.metrics.observe_inference
         )

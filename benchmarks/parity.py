@@ -1,7 +1,7 @@
 """Parity with Ultralytics: run khupho's detector on every item of the reference and compare.
 
     python -m benchmarks.parity --model M --reference ../shared/reference/ultralytics_yolov8n_640.json \
-        --out P.json [--min-f1 0.99]
+        --out P.json [--min-f1 0.99] [--runtime auto|onnxruntime|openvino] [--precision auto|fp32|bf16|int8]
 
 Images are read with OpenCV; clip frames are decoded with PyAV
 (``to_ndarray(format="bgr24")``) at the frame index the reference gives. The
@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 
 from benchmarks.matching import MatchTally
-from detectors import DetectorConfig, YoloOnnxDetector
+from detectors import DetectorConfig, open_detector
 
 
 def load_pictures(root: Path, items: list[dict]) -> Iterator[tuple[int, np.ndarray]]:
@@ -56,10 +56,20 @@ def load_pictures(root: Path, items: list[dict]) -> Iterator[tuple[int, np.ndarr
             raise SystemExit(f"{path}: ended at frame {index}, reference wants frames {missing}")
 
 
-def run(model: Path, reference: Path, root: Path, imgsz: int) -> tuple[dict, MatchTally]:
+def run(
+    model: Path,
+    reference: Path,
+    root: Path,
+    imgsz: int,
+    runtime: str = "onnxruntime",
+    precision: str = "fp32",
+    every: int = 1,
+) -> tuple[dict, MatchTally]:
+    """Detect every ``every``-th reference item; the tally compares them with the reference."""
     ref = json.loads(reference.read_text())
-    items = ref["items"]
-    detector = YoloOnnxDetector(model, DetectorConfig(imgsz=imgsz, conf=0.25, iou=0.7))
+    items = ref["items"][::every]
+    config = DetectorConfig(imgsz=imgsz, conf=0.25, iou=0.7, runtime=runtime, precision=precision)
+    detector = open_detector(model, config)
     out_items: list[dict | None] = [None] * len(items)
     tally = MatchTally()
     for i, image in load_pictures(root, items):
@@ -73,7 +83,8 @@ def run(model: Path, reference: Path, root: Path, imgsz: int) -> tuple[dict, Mat
             "boxes": [[round(float(v), 2) for v in r[:5]] + [int(r[5])] for r in rows],
         }
     result = {
-        "generator": f"khupho YoloOnnxDetector({model.name}, imgsz={imgsz}, conf=0.25, iou=0.7)",
+        "generator": f"khupho {type(detector).__name__}({model.name}, {detector.runtime} {detector.precision}, "
+        f"imgsz={imgsz}, conf=0.25, iou=0.7)",
         "box_format": ref.get("box_format", "x1,y1,x2,y2 in source-frame pixels, conf, class_id"),
         "names": {str(k): v for k, v in detector.names.items()},
         "items": out_items,
@@ -93,9 +104,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--imgsz", type=int, default=640)
     ap.add_argument("--min-f1", type=float, default=0.0)
+    ap.add_argument("--runtime", choices=["auto", "onnxruntime", "openvino"], default="onnxruntime")
+    ap.add_argument("--precision", choices=["auto", "fp32", "bf16", "int8"], default="fp32")
     args = ap.parse_args(argv)
     root = args.root or args.reference.resolve().parent.parent
-    result, tally = run(args.model, args.reference, root, args.imgsz)
+    result, tally = run(args.model, args.reference, root, args.imgsz, args.runtime, args.precision)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result))
     print(f"matched {tally.tp}, extra {tally.fp}, missed {tally.fn}")

@@ -23,6 +23,8 @@ class Detector(ABC):
 
     names: dict[int, str]
     max_batch: int  # most pictures one ``detect`` call runs at once; the batcher gathers this many
+    runtime: str = "unknown"  # what runs the network ("onnxruntime", "openvino"), for logs and /metrics
+    precision: str = "fp32"  # its arithmetic ("fp32", "bf16", "int8")
 
     @abstractmethod
     def detect(self, images: Sequence[np.ndarray]) -> list[sv.Detections]: ...

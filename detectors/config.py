@@ -14,7 +14,7 @@ ACCELERATOR_MAX_BATCH = 8
 
 
 class DetectorConfig(ConfigModel):
-    """Settings of the YOLO ONNX detector.
+    """Settings of the YOLO detector (an ONNX file on onnxruntime or OpenVINO).
 
     ``model`` is a path or a known model name (see ``models.resolve_model``);
     ``None`` means the default model from the resolution order.
@@ -22,6 +22,16 @@ class DetectorConfig(ConfigModel):
 
     type: str = "yolo_onnx"
     model: str | Path | None = None
+    runtime: Literal["auto", "onnxruntime", "openvino"] = Field(
+        "auto",
+        description="auto: OpenVINO where it is installed and the CPU has bf16 matrix units (AMX), "
+        "onnxruntime otherwise (and whenever onnxruntime has a GPU provider or providers are given)",
+    )
+    precision: Literal["auto", "fp32", "bf16", "int8"] = Field(
+        "auto",
+        description="inference precision on OpenVINO; auto: bf16 on CPUs with AMX bf16, fp32 elsewhere; "
+        "onnxruntime runs the model file as it is (fp32)",
+    )
     imgsz: int = Field(640, ge=32, le=4096, description="inference size (longest side), multiple of stride")
     conf: float = Field(0.25, ge=0.0, le=1.0, description="minimum class confidence")
     iou: float = Field(0.7, gt=0.0, le=1.0, description="NMS IoU threshold (class-aware)")
@@ -52,6 +62,11 @@ class DetectorConfig(ConfigModel):
     )
     optimized_model_cache: Path | None = Field(
         None, description="directory where onnxruntime's optimized graph is cached between runs"
+    )
+    compiled_model_cache: Path | None = Field(
+        None,
+        description="directory of OpenVINO's compiled-model cache (CACHE_DIR); None: 'openvino' "
+        "beside the model cache ($KHUPHO_CACHE or ~/.cache/khupho)",
     )
 
     @field_validator("providers")

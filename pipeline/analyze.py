@@ -50,6 +50,7 @@ class AnalyzeSummary:
     stage_seconds: dict[str, float] = field(default_factory=dict)
     frames_inferred: int = 0  # analysed frames the detector ran on (fewer than analysed with motion gating)
     events_per_type: dict[str, int] = field(default_factory=dict)  # started events, with rules
+    detector: str = ""  # runtime and precision, e.g. "openvino bf16"
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
@@ -253,6 +254,7 @@ def analyze_video(
         stage_seconds={k: round(v, 3) for k, v in stages.items()},
         frames_inferred=inferred,
         events_per_type=dict(record.started.most_common()) if track and rules is not None else {},
+        detector=f"{detector.runtime} {detector.precision}",
     )
     (out_dir / "summary.json").write_text(summary.to_json())
     return summary
