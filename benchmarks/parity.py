@@ -83,8 +83,8 @@ def run(
             "boxes": [[round(float(v), 2) for v in r[:5]] + [int(r[5])] for r in rows],
         }
     result = {
-        "generator": f"khupho {type(detector).__name__}({model.name}, {detector.runtime} {detector.precision}, "
-        f"imgsz={imgsz}, conf=0.25, iou=0.7)",
+        "generator": f"khupho {type(detector).__name__}({model.name}, {detector.runtime} "
+        f"{detector.precision}, imgsz={imgsz}, conf=0.25, iou=0.7)",
         "box_format": ref.get("box_format", "x1,y1,x2,y2 in source-frame pixels, conf, class_id"),
         "names": {str(k): v for k, v in detector.names.items()},
         "items": out_items,

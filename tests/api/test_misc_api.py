@@ -134,6 +134,8 @@ def test_metrics(client: TestClient, parts: Parts) -> None:
     m.camera_reconnected(camera="cam1")
     m.observe_inference(batch_size=4, seconds=0.042)
     m.set_queue_depth(queue="detector", n=3)
+    m.set_detector(model="yolov8n-coco.onnx", runtime="onnxruntime", precision="fp32")
+    m.set_detector(model="yolov8n-coco.onnx", runtime="openvino", precision="bf16")  # replaces
     m.event_transition(transition=start(make_event(1)))
     m.observe_event_latency(seconds=0.3)
     parts.bus.publish(start(make_event(2)))
@@ -155,8 +157,10 @@ def test_metrics(client: TestClient, parts: Parts) -> None:
         "khupho_frame_to_event_seconds_count 1.0",
         "khupho_bus_published_total 1.0",
         "khupho_bus_subscribers 0.0",
+        'khupho_detector_info{model="yolov8n-coco.onnx",precision="bf16",runtime="openvino"} 1.0',
     ]:
         assert line in text, line
+    assert 'runtime="onnxruntime"' not in text
 
 
 def test_metrics_registries_are_independent(parts: Parts) -> None:

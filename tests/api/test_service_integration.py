@@ -175,6 +175,10 @@ def test_service_end_to_end(running_service: tuple[Service, str]) -> None:
             decoded = metrics[f'khupho_camera_decoded_fps{{camera="{cam}"}}']
             assert 0 < analysed < decoded, (cam, analysed, decoded)  # every frame decoded, a few analysed
             assert metrics[f'khupho_frames_decoded_total{{camera="{cam}"}}'] > 0
+        # What runs the detector (detector.runtime/precision resolved at start-up).
+        d = service.detector
+        info = f'model="{d.path.name}",precision="{d.precision}",runtime="{d.runtime}"'
+        assert metrics[f"khupho_detector_info{{{info}}}"] == 1.0
 
 
 def _scrape(text: str) -> dict[str, float]:
