@@ -43,8 +43,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from detectors import DetectorConfig, YoloOnnxDetector
-from events.config import DEFAULT_TIMEZONE, CameraEventsConfig, LineCrossingConfig
+from detectors import DetectorConfig, YoloDetector, open_detector
+from events.config import DEFAULT_TIMEZONE, CameraEventsConfig, LineCrossingConfig, TrackerConfig
 from events.geometry import Anchor
 from events.model import EventType, Phase
 from ingest import Frame, VideoSource
@@ -133,9 +133,10 @@ class KhuphoCounter:
 
     def __init__(
         self,
-        detector: YoloOnnxDetector,
+        detector: YoloDetector,
         rules: Sequence[LineCrossingConfig],
         analysis_fps: float,
+        tracker: TrackerConfig | None = None,
     ) -> None:
         self.detector = detector
         # Every frame detected (no motion gate), as Ultralytics' counter does.
@@ -143,7 +144,7 @@ class KhuphoCounter:
             CAMERA,
             analysis_fps=analysis_fps,
             timezone=DEFAULT_TIMEZONE,
-            events=CameraEventsConfig(rules=list(rules)),
+            events=CameraEventsConfig(rules=list(rules), tracker=tracker or TrackerConfig()),
         )
         self.sides = {r.name: SideCounts(f"khupho {r.anchor.value}") for r in rules}
         # Counted independently of the traffic rows, so the two can be checked against each other.
@@ -190,18 +191,28 @@ def run_khupho(
     analysis_fps: float,
     rules: Sequence[LineCrossingConfig],
     classes: Sequence[str],
+    *,
+    runtime: str = "auto",
+    precision: str = "auto",
+    tracker: TrackerConfig | None = None,
 ) -> tuple[dict[str, SideCounts], Counter[str]]:
     """khupho's side alone (for tests): counts per rule name and the number of line_crossing events."""
-    counter = KhuphoCounter(make_detector(model, imgsz, classes), rules, analysis_fps)
+    detector = make_detector(model, imgsz, classes, runtime=runtime, precision=precision)
+    counter = KhuphoCounter(detector, rules, analysis_fps, tracker)
     for frame in frames:
         counter.process(frame)
     return counter.close(), counter.events
 
 
-def make_detector(model: Path, imgsz: int, classes: Sequence[str]) -> YoloOnnxDetector:
+def make_detector(
+    model: Path, imgsz: int, classes: Sequence[str], *, runtime: str = "auto", precision: str = "auto"
+) -> YoloDetector:
     # The class filter sits in the detector, as Ultralytics' `classes=` filters
     # predictions before its tracker: both trackers see the same kinds of objects.
-    return YoloOnnxDetector(model, DetectorConfig(imgsz=imgsz, conf=0.25, iou=0.7, classes=list(classes)))
+    config = DetectorConfig(
+        imgsz=imgsz, conf=0.25, iou=0.7, classes=list(classes), runtime=runtime, precision=precision
+    )
+    return open_detector(model, config)
 
 
 class UltralyticsCounter:

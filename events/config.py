@@ -107,6 +107,11 @@ class TrackerConfig(ConfigModel):
     minimum_iou_threshold: float = Field(default=0.1, ge=0.0, le=1.0)
     # A track reaches the rules (gets an id) after this many consecutive matches.
     minimum_consecutive_frames: int = Field(default=2, ge=1, le=30)
+    # One object, one box: before tracking, of boxes overlapping at least this much (IoU)
+    # whatever their classes, only the most confident is kept. The detector's NMS is per class
+    # (as Ultralytics'), so a minivan found as both car and truck comes with two boxes at IoU
+    # 0.9+ (docs/notes/counting.md); None keeps every box.
+    class_agnostic_nms_iou: float | None = Field(default=0.7, gt=0.0, le=1.0)
 
 
 class _RuleBase(ConfigModel):

@@ -14,14 +14,19 @@ The wrapper fixes what rules rely on:
 - output rows are sorted by ``tracker_id`` for deterministic rule order, and
   ids stay unique across ``reset`` (they continue after the last one given).
 
-ByteTrack is class-agnostic: a track keeps its id when the detector's label
-flickers (car/truck), and each row carries the label of the current frame.
+One object, one track, one class: boxes of one object under two classes (the
+detector's NMS is per class) are reduced to the most confident before tracking
+(``class_agnostic_nms_iou``); ByteTrack matches on boxes only, so a track keeps
+its id when the detector's label flickers (car/truck); and each row carries the
+track's class by vote over its life so far (each frame's label weighted by its
+confidence), so counts and events name one class per object.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+from collections import defaultdict
 
 import numpy as np
 import supervision as sv
@@ -69,6 +74,43 @@ def _normalized(detections: sv.Detections) -> sv.Detections:
     return dets
 
 
+class ClassVotes:
+    """Each track's class by vote: the label with the largest summed confidence over the frames
+    the track was matched in. Tracks not matched for ``forget_after_s`` of stream time are dropped."""
+
+    def __init__(self, forget_after_s: float) -> None:
+        self.forget_after_s = forget_after_s
+        self._votes: dict[int, dict[tuple[int, str], float]] = defaultdict(lambda: defaultdict(float))
+        self._seen: dict[int, float] = {}
+
+    def __len__(self) -> int:
+        return len(self._votes)
+
+    def vote(self, tracked: sv.Detections, pts: float) -> None:
+        """Count this frame's labels, then set every row's class to its track's winner, in place."""
+        names = tracked.data[CLASS_NAME]
+        confidence = tracked.confidence if tracked.confidence is not None else np.ones(len(tracked))
+        class_id = tracked.class_id if tracked.class_id is not None else np.full(len(tracked), -1)
+        # object dtype: a fixed-width string array would cut a longer winning name.
+        winners_id, winners_name = class_id.copy(), np.asarray(names).astype(object)
+        for row, track in enumerate(tracked.tracker_id.tolist()):
+            tally = self._votes[track]
+            tally[(int(class_id[row]), str(names[row]))] += float(confidence[row])
+            self._seen[track] = pts
+            # max over (score, label): ties go the same way every time.
+            (cid, name), _ = max(tally.items(), key=lambda kv: (kv[1], kv[0]))
+            winners_id[row], winners_name[row] = cid, name
+        tracked.class_id = winners_id
+        tracked.data[CLASS_NAME] = winners_name
+        stale = [t for t, seen in self._seen.items() if pts - seen > self.forget_after_s]
+        for t in stale:
+            del self._seen[t], self._votes[t]
+
+    def clear(self) -> None:
+        self._votes.clear()
+        self._seen.clear()
+
+
 class ObjectTracker:
     """One camera's tracker: detections in, confirmed tracked detections out.
 
@@ -89,6 +131,8 @@ class ObjectTracker:
         # event's track ids never name another session's object.
         self._id_offset = 0
         self._next_id = 0
+        # A lost track can come back within lost_buffer_s; its votes are kept a little longer.
+        self._votes = ClassVotes(forget_after_s=config.lost_buffer_s + 1.0)
 
     def _new_tracker(self) -> ByteTrackTracker:
         c = self.config
@@ -115,12 +159,14 @@ class ObjectTracker:
         self._tracker = self._new_tracker()
         self._last_pts = None
         self._id_offset = self._next_id
+        self._votes.clear()
 
     def update(self, detections: sv.Detections, pts: float) -> sv.Detections:
         """Track one analysed frame's detections at stream time ``pts`` (seconds).
 
         Returns only confirmed tracks (``tracker_id >= 0``), sorted by id, with
-        the matched detection's box, confidence, class_id and class_name.
+        the matched detection's box and confidence, and the track's voted
+        class_id and class_name.
         """
         if self._last_pts is not None and pts < self._last_pts - PTS_BACKWARD_TOLERANCE_S:
             # The stream restarted (reconnect, pts wrap): old tracks are meaningless.
@@ -132,7 +178,11 @@ class ObjectTracker:
             # nudge it just past the previous one instead.
             pts = math.nextafter(self._last_pts, math.inf)
         self._last_pts = pts
-        tracked = self._tracker.update(_normalized(detections), timestamp=pts)
+        dets = _normalized(detections)
+        iou = self.config.class_agnostic_nms_iou
+        if iou is not None and len(dets) > 1:
+            dets = dets.with_nms(threshold=iou, class_agnostic=True)
+        tracked = self._tracker.update(dets, timestamp=pts)
         if len(tracked) == 0 or tracked.tracker_id is None:
             return empty_tracked()
         confirmed = tracked.tracker_id >= 0
@@ -142,4 +192,5 @@ class ObjectTracker:
         tracked = tracked[np.argsort(tracked.tracker_id, kind="stable")]
         tracked.tracker_id = tracked.tracker_id.astype(np.int64) + self._id_offset
         self._next_id = max(self._next_id, int(tracked.tracker_id[-1]) + 1)
+        self._votes.vote(tracked, pts)
         return tracked

@@ -154,3 +154,64 @@ def test_unconfirmed_low_confidence_detections_never_come_out() -> None:
     # Below track_activation_threshold: never starts a track.
     weak = [_detections([[0, 0, 50, 50]], ["person"], [0.3]) for _ in range(10)]
     assert all(len(d) == 0 for d in track_detections(weak, [i / fps for i in range(10)], fps))
+
+
+def _van(i: int, dx: float = 8.0) -> list[float]:
+    return [100 + dx * i, 100, 180 + dx * i, 160]
+
+
+def test_one_object_under_two_classes_is_one_track() -> None:
+    # The detector's NMS is per class: the same van comes as a car and as a truck (IoU 0.94).
+    fps = 10.0
+    frames = [
+        _detections([_van(i), [101 + 8 * i, 101, 181 + 8 * i, 162]], ["car", "truck"], [0.6, 0.5])
+        for i in range(20)
+    ]
+    tracked = track_detections(frames, [i / fps for i in range(20)], fps)
+    assert len(summarize_tracks(tracked).ids) == 1
+    assert all(d.data["class_name"].tolist() == ["car"] for d in tracked[1:])
+    # Without the class-agnostic NMS the second box starts a second track: one van, two ids.
+    config = TrackerConfig(class_agnostic_nms_iou=None)
+    assert len(summarize_tracks(track_detections(frames, [i / fps for i in range(20)], fps, config)).ids) == 2
+
+
+def test_class_is_the_vote_over_the_track_life() -> None:
+    # A van labelled car in most frames and truck in some: the track says car throughout, once
+    # the vote has seen the car frames; the confidence of each frame stays the frame's own.
+    fps = 10.0
+    labels = ["truck", "car", "car", "truck", "car", "car", "truck", "car", "car", "car"]
+    conf = [0.5, 0.6, 0.6, 0.55, 0.6, 0.6, 0.7, 0.6, 0.6, 0.6]
+    frames = [_detections([_van(i)], [c], [p]) for i, (c, p) in enumerate(zip(labels, conf, strict=True))]
+    tracked = track_detections(frames, [i / fps for i in range(len(frames))], fps)
+    # Votes count from the frame the track is confirmed (frame 1, a car) on.
+    names = [d.data["class_name"].tolist() for d in tracked[1:]]
+    assert names == [["car"]] * 9
+    np.testing.assert_allclose([float(d.confidence[0]) for d in tracked[1:]], conf[1:])
+    assert len({int(d.tracker_id[0]) for d in tracked[1:]}) == 1
+    # class_id follows the voted name (the helper gives each row class_id = its row index: 0).
+    assert all(d.class_id.tolist() == [0] for d in tracked[1:])
+
+
+def test_vote_weights_confidence_and_forgets_old_tracks() -> None:
+    from events.tracking import ClassVotes
+
+    votes = ClassVotes(forget_after_s=1.0)
+
+    def row(name: str, conf: float, track: int = 7) -> sv.Detections:
+        d = _detections([_van(0)], [name], [conf])
+        d.tracker_id = np.array([track])
+        return d
+
+    first = row("truck", 0.9)
+    votes.vote(first, 0.0)
+    assert first.data["class_name"].tolist() == ["truck"]
+    for t in (0.1, 0.2):
+        d = row("car", 0.4)
+        votes.vote(d, t)
+    assert d.data["class_name"].tolist() == ["truck"]  # 0.9 > 0.8
+    d = row("car", 0.4)
+    votes.vote(d, 0.3)
+    assert d.data["class_name"].tolist() == ["car"]  # 1.2 > 0.9
+    other = row("person", 0.5, track=8)
+    votes.vote(other, 5.0)  # track 7 unseen for 4.7 s: forgotten
+    assert len(votes) == 1
