@@ -51,7 +51,7 @@ def analyze(
         Literal["auto", "onnxruntime", "openvino"], typer.Option(help="inference runtime (detector.runtime)")
     ] = "auto",
     precision: Annotated[
-        Literal["auto", "fp32", "bf16", "int8"], typer.Option(help="inference precision (detector.precision)")
+        Literal["auto", "fp32", "bf16"], typer.Option(help="inference precision (detector.precision)")
     ] = "auto",
     threads: Annotated[int, typer.Option(help="inference threads, 0 = auto")] = 0,
     provider: Annotated[list[str] | None, typer.Option(help="execution provider, repeatable")] = None,

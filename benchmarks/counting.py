@@ -307,12 +307,14 @@ def run(
     fps: float | None = None,
     max_frames: int | None = None,
     trackers: Sequence[str | None] = (None,),
+    runtime: str = "onnxruntime",
+    precision: str = "fp32",
 ) -> Result:
     source = VideoSource(video, camera=CAMERA, analysis_fps=fps)
     analysis_fps = fps or source.info.fps
     if not analysis_fps:
         raise SystemExit(f"{video}: no frame rate in the file, give --fps")
-    detector = make_detector(model, imgsz, classes)
+    detector = make_detector(model, imgsz, classes, runtime=runtime, precision=precision)
     names_to_id = {v: k for k, v in detector.names.items()}
     unknown = [c for c in classes if c not in names_to_id]
     if unknown:
@@ -390,6 +392,9 @@ def main(argv: list[str] | None = None) -> int:
         default=[None],
         help="tracker configs, one ObjectCounter each (default: the counter's own default)",
     )
+    ap.add_argument("--no-ultralytics", action="store_true", help="khupho's side only")
+    ap.add_argument("--runtime", choices=["auto", "onnxruntime", "openvino"], default="onnxruntime")
+    ap.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="fp32")
     ap.add_argument("--out", type=Path, help="write counts and crossing logs as JSON")
     args = ap.parse_args(argv)
     line = ((args.line[0], args.line[1]), (args.line[2], args.line[3]))
@@ -406,7 +411,9 @@ def main(argv: list[str] | None = None) -> int:
         imgsz=args.imgsz,
         fps=args.fps,
         max_frames=args.frames,
-        trackers=args.ultralytics_tracker,
+        trackers=() if args.no_ultralytics else args.ultralytics_tracker,
+        runtime=args.runtime,
+        precision=args.precision,
     )
     elapsed = time.perf_counter() - t0
     in_is = ultralytics_in_direction(*line)

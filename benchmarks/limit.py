@@ -13,11 +13,11 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from detectors import YoloOnnxDetector
+from detectors import YoloDetector
 
 
 def images_per_second(
-    detector: YoloOnnxDetector, shape: tuple[int, int], batch: int, seconds: float, min_runs: int = 3
+    detector: YoloDetector, shape: tuple[int, int], batch: int, seconds: float, min_runs: int = 3
 ) -> float:
     """Median images/s of ``run_tensor`` on a [batch, 3, H, W] tensor, after one warm-up run."""
     rng = np.random.default_rng(0)
@@ -33,7 +33,7 @@ def images_per_second(
 
 
 def sweep(
-    detector: YoloOnnxDetector, shape: tuple[int, int], batches: Sequence[int], seconds: float
+    detector: YoloDetector, shape: tuple[int, int], batches: Sequence[int], seconds: float
 ) -> dict[int, float]:
     """images/s for each batch size."""
     return {b: images_per_second(detector, shape, b, seconds) for b in batches}

@@ -1,7 +1,7 @@
 """Parity with Ultralytics: run khupho's detector on every item of the reference and compare.
 
     python -m benchmarks.parity --model M --reference ../shared/reference/ultralytics_yolov8n_640.json \
-        --out P.json [--min-f1 0.99] [--runtime auto|onnxruntime|openvino] [--precision auto|fp32|bf16|int8]
+        --out P.json [--min-f1 0.99] [--runtime auto|onnxruntime|openvino] [--precision auto|fp32|bf16]
 
 Images are read with OpenCV; clip frames are decoded with PyAV
 (``to_ndarray(format="bgr24")``) at the frame index the reference gives. The
@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--imgsz", type=int, default=640)
     ap.add_argument("--min-f1", type=float, default=0.0)
     ap.add_argument("--runtime", choices=["auto", "onnxruntime", "openvino"], default="onnxruntime")
-    ap.add_argument("--precision", choices=["auto", "fp32", "bf16", "int8"], default="fp32")
+    ap.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="fp32")
     args = ap.parse_args(argv)
     root = args.root or args.reference.resolve().parent.parent
     result, tally = run(args.model, args.reference, root, args.imgsz, args.runtime, args.precision)

@@ -1,6 +1,12 @@
 """The peer: Ultralytics' own tracking loop on the same ONNX model and clip, in a process of its own.
 
     python -m benchmarks.peer --model M --video V [--imgsz 640] [--frames 300]
+    python -m benchmarks.peer --export-openvino PT --out DIR [--imgsz 640]
+
+``--model`` is anything ``YOLO()`` loads: the ONNX file, or the folder of
+Ultralytics' OpenVINO export (``YOLO(pt).export(format="openvino")``, the
+peer's fastest CPU setup), which ``openvino_export`` makes from a scratch copy
+of the ``.pt`` in the benchmark cache, never beside the shared model.
 
 Runs ``YOLO(model).track(video, stream=True)`` (decode, letterbox, onnxruntime,
 NMS, ByteTrack) and prints one JSON line: frames/s over every frame after the
@@ -19,6 +25,7 @@ import argparse
 import itertools
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -34,6 +41,26 @@ def _measure(yolo: Any, video: Path, imgsz: int, frames: int) -> dict[str, float
     n = sum(1 for _ in itertools.islice(stream, frames - 1))
     seconds = time.perf_counter() - t0
     return {"fps": n / seconds if seconds > 0 else 0.0, "frames": n, "seconds": seconds}
+
+
+def openvino_export(pt: Path, imgsz: int, cache: Path) -> Path:
+    """Ultralytics' OpenVINO export of ``pt`` at ``imgsz`` (its folder), made once per model and size
+    in a child process (torch stays out of the benchmark's process) and kept in ``cache``."""
+    st = pt.stat()
+    folder = cache / f"peer-openvino-{pt.stem}-{st.st_size}-{imgsz}"
+    model_dir = folder / f"{pt.stem}_openvino_model"
+    if (model_dir / f"{pt.stem}.xml").is_file():
+        return model_dir
+    folder.mkdir(parents=True, exist_ok=True)
+    scratch = folder / pt.name
+    shutil.copyfile(pt, scratch)  # Ultralytics writes the export beside the .pt it reads
+    repo = Path(__file__).resolve().parents[1]
+    cmd = [sys.executable, "-m", "benchmarks.peer", "--export-openvino", str(scratch), "--imgsz", str(imgsz)]
+    proc = subprocess.run(cmd, cwd=repo, capture_output=True, text=True, timeout=900)
+    if proc.returncode != 0 or not model_dir.is_dir():
+        tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        raise RuntimeError(f"Ultralytics OpenVINO export failed: {tail}")
+    return model_dir
 
 
 class PeerProcess:
@@ -91,8 +118,9 @@ class PeerProcess:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", type=Path, required=True)
-    ap.add_argument("--video", type=Path, required=True)
+    ap.add_argument("--model", type=Path)
+    ap.add_argument("--video", type=Path)
+    ap.add_argument("--export-openvino", type=Path, metavar="PT", help="export PT to OpenVINO beside it")
     ap.add_argument("--imgsz", type=int, default=640)
     ap.add_argument("--frames", type=int, default=300)
     ap.add_argument("--serve", action="store_true", help="measure once per 'run' line on stdin")
@@ -105,6 +133,11 @@ def main(argv: list[str] | None = None) -> int:
     except ImportError as exc:
         print(f"ultralytics is not installed ({exc}); pip install 'khupho[ultralytics]'", file=sys.stderr)
         return 3
+    if args.export_openvino:
+        YOLO(str(args.export_openvino)).export(format="openvino", imgsz=args.imgsz)
+        return 0
+    if args.model is None or args.video is None:
+        ap.error("--model and --video are required")
     yolo = YOLO(str(args.model), task="detect")
     if not args.serve:
         print(json.dumps(_measure(yolo, args.video, args.imgsz, args.frames)), file=results)

@@ -27,7 +27,7 @@ class DetectorConfig(ConfigModel):
         description="auto: OpenVINO where it is installed and the CPU has bf16 matrix units (AMX), "
         "onnxruntime otherwise (and whenever onnxruntime has a GPU provider or providers are given)",
     )
-    precision: Literal["auto", "fp32", "bf16", "int8"] = Field(
+    precision: Literal["auto", "fp32", "bf16"] = Field(
         "auto",
         description="inference precision on OpenVINO; auto: bf16 on CPUs with AMX bf16, fp32 elsewhere; "
         "onnxruntime runs the model file as it is (fp32)",

@@ -28,7 +28,7 @@ _GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
 @dataclass(frozen=True, slots=True)
 class RuntimeChoice:
     runtime: str  # "onnxruntime" or "openvino"
-    precision: str  # "fp32", "bf16" or "int8"
+    precision: str  # "fp32" or "bf16"
     reason: str  # why, for the log
 
 
@@ -63,7 +63,7 @@ def choose_runtime(
     if runtime == "auto":
         if config.providers is not None or gpu:
             runtime, reason = "onnxruntime", "onnxruntime execution providers given or a GPU present"
-        elif precision in ("bf16", "int8"):
+        elif precision == "bf16":
             runtime, reason = "openvino", f"precision {precision} needs OpenVINO"
         elif openvino and amx_bf16 and precision == "auto":
             runtime, reason = "openvino", "OpenVINO installed and the CPU has AMX bf16"
