@@ -23,6 +23,10 @@ from benchmarks.scenes import MIXED_SET, trimmed
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
+def targets_value(data: dict, name: str) -> float | None:
+    return next(t["value"] for t in data["targets"] if t["target"] == name)
+
+
 def _number(x: object) -> bool:
     return isinstance(x, int | float) and math.isfinite(x)
 
@@ -80,6 +84,21 @@ def test_quick_bench_has_every_row(tmp_path: Path, shared_dir: Path) -> None:
     assert _number(off["frames_per_s"]) and off["frames_per_s"] > 0
     assert {"decode", "preprocess", "inference", "postprocess", "track", "rules"} <= set(off["ms_per_frame"])
     assert _number(data["peer"]["frames_per_s"]), data["peer"]
+    # Both Ultralytics setups, the best of them the peer the ratios use.
+    peers = data["peers"]
+    assert set(peers) == {"ultralytics onnx", "ultralytics openvino"}
+    assert all(_number(p["frames_per_s"]) for p in peers.values()), peers
+    assert data["peer"]["frames_per_s"] == max(p["frames_per_s"] for p in peers.values())
+    # Every runtime and precision with its parity F1; the automatic choice is marked and kept parity.
+    runtimes = data["runtimes"]
+    assert {"onnxruntime fp32", "openvino fp32", "openvino bf16"} <= set(runtimes)
+    assert sum(bool(r.get("auto")) for r in runtimes.values()) == 1
+    for key, r in runtimes.items():
+        assert _number(r["images_per_s"]) and r["images_per_s"] > 0, key
+        assert 0.5 < r["parity_f1"] <= 1.0, key
+    auto = next(r for r in runtimes.values() if r["auto"])
+    assert targets_value(data, "default precision parity F1") == auto["parity_f1"]
+    assert data["limit"]["runtime"] == f"{data['auto']['runtime']} {data['auto']['precision']}"
     targets = {t["target"]: t for t in data["targets"]}
     assert targets["offline / limit"]["value"] == pytest.approx(statistics.median(off["vs_limit_by_round"]))
     assert targets["offline / peer"]["value"] == pytest.approx(statistics.median(off["vs_peer_by_round"]))
@@ -88,7 +107,7 @@ def test_quick_bench_has_every_row(tmp_path: Path, shared_dir: Path) -> None:
 
     # Row 4: capacity with its trials for the default and the fastest setting, memory per camera.
     peer_capacity = data["peer"]["frames_per_s"] / 5
-    assert "fp32+gate" in data["live"] and len(data["live"]) == 2
+    assert "auto+gate" in data["live"] and len(data["live"]) == 2
     for key, live in data["live"].items():
         assert isinstance(live["cameras"], int) and live["trials"]
         ratio = targets[f"live capacity / peer capacity ({key})"]["value"]
@@ -97,13 +116,14 @@ def test_quick_bench_has_every_row(tmp_path: Path, shared_dir: Path) -> None:
 
     # Row 5: every speed setting against the reference; the reference against itself is exact.
     q = data["quality"]["settings"]
-    for key in ("fp32", "fp32+gate", "fp32+gate+reuse", "int8", "int8+gate+reuse"):
+    for key in ("fp32", "fp32+gate", "auto", "auto+gate", "auto+gate+reuse"):
         assert _number(q[key]["count_deviation"]) and _number(q[key]["detect_images_per_s"])
         assert 0 < q[key]["inferred"] <= q[key]["frames"]
     assert q["fp32"]["count_deviation"] == 0 and not q["fp32"]["missed_events"]
     assert q["fp32"]["inferred"] == q["fp32"]["frames"]
-    assert q["fp32+gate+reuse"]["inferred"] <= q["fp32+gate"]["inferred"] <= q["fp32"]["inferred"]
-    assert 0.5 < q["int8"]["parity_f1"] <= 1.0
+    assert q["auto+gate+reuse"]["inferred"] <= q["auto+gate"]["inferred"] <= q["auto"]["inferred"]
+    assert q["fp32+gate"]["inferred"] <= q["fp32"]["inferred"]
+    assert q["auto"]["parity_f1"] == auto["parity_f1"]
 
     # Row 6: CUDA is measured where onnxruntime has it, and said not to be otherwise.
     if "CUDAExecutionProvider" in ort.get_available_providers():
