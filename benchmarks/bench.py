@@ -37,6 +37,7 @@ benchmark, not for quoting.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import logging
 import os
@@ -480,6 +481,9 @@ def _runtimes(
         out[key] = {}  # rows in the order of ``prof.runtimes``
         if runtime == "openvino" and not openvino_installed():
             out[key] = {"error": "openvino not installed"}
+            continue
+        if precision == "int8" and importlib.util.find_spec("nncf") is None:
+            out[key] = {"error": "nncf not installed (the int8 extra)"}
             continue
         if runtime == "onnxruntime":
             makers[key] = lambda cfg: YoloOnnxDetector(opts.model, cfg)
