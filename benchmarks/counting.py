@@ -5,8 +5,8 @@
 
 One decode pass (``ingest.VideoSource``) feeds every analysed frame to both sides:
 
-- khupho: ``YoloOnnxDetector`` -> ``FrameStep`` (tracker and rules) with one line rule per
-  anchor (``--anchors``, by default bottom_center and center, so one run shows
+- khupho: ``open_detector`` (``--runtime``, ``--precision``) -> ``FrameStep`` (tracker and
+  rules) with one line rule per anchor (``--anchors``, by default bottom_center and center, so one run shows
   the anchor's effect on the same tracks); counts are summed from the traffic
   count rows and checked against the rule's ``line_crossing`` events;
 - Ultralytics: one ``ObjectCounter`` per tracker config (``--ultralytics-tracker``,
