@@ -96,3 +96,16 @@ def test_layouts_checked_like_onnxruntime(tmp_path: Path) -> None:
 def test_unknown_precision(fp32_model: Path) -> None:
     with pytest.raises(DetectorError, match="unknown precision 'fp8'"):
         YoloOpenVinoDetector(fp32_model, precision="fp8")
+
+
+def test_one_compiled_model_per_size_serves_every_batch(fp32_model: Path, ov_cache: Path) -> None:
+    detector = YoloOpenVinoDetector(fp32_model, DetectorConfig(compiled_model_cache=ov_cache), "bf16")
+    rng = np.random.default_rng(0)
+    for batch in (1, 2, 1):
+        out = detector.run_tensor(rng.random((batch, 3, 384, 640), dtype=np.float32))
+        assert out.shape == (batch, 84, 5040)
+    assert list(detector._requests) == [(384, 640)]
+    # A batch above max_batch (a benchmark's sweep) recompiles that size for it, and keeps working.
+    assert detector.run_tensor(rng.random((4, 3, 384, 640), dtype=np.float32)).shape[0] == 4
+    assert detector.run_tensor(rng.random((2, 3, 480, 640), dtype=np.float32)).shape[0] == 2
+    assert set(detector._requests) == {(384, 640), (480, 640)}
