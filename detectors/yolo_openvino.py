@@ -5,9 +5,9 @@ int8, which onnxruntime's CPU provider does not for this model: on the shared
 machine bf16 runs about 3x onnxruntime fp32 (README, ``khupho bench``). The
 model is compiled once per letterboxed size (height, width; the batch ranges
 over 1..max_batch): a camera keeps its letterbox, so a process sees a handful
-of sizes, and static sizes let the plugin pick its fastest kernels. Compiled models are kept in OpenVINO's
-model cache on disk (``CACHE_DIR``), so a restart imports them instead of
-compiling again.
+of sizes, and static sizes let the plugin pick its fastest kernels. Compiled
+models are kept in OpenVINO's model cache on disk (``CACHE_DIR``), so a
+restart imports them instead of compiling again.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from detectors.yolo_base import YoloDetector
 
 log = logging.getLogger(__name__)
 
-# OpenVINO's names for the precisions of ``DetectorConfig.precision``.
+# OpenVINO's inference precision hint for each precision (an int8 IR keeps its float parts in bf16).
 _PRECISION_HINTS = {"fp32": "f32", "bf16": "bf16", "int8": "bf16"}
 
 
