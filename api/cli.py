@@ -48,11 +48,13 @@ def analyze(
     ] = None,
     track: Annotated[bool, typer.Option(help="track objects (ByteTrack)")] = True,
     runtime: Annotated[
-        Literal["auto", "onnxruntime", "openvino"], typer.Option(help="inference runtime (detector.runtime)")
-    ] = "auto",
+        Literal["auto", "onnxruntime", "openvino"] | None,
+        typer.Option(help="inference runtime; default: detector.runtime's"),
+    ] = None,
     precision: Annotated[
-        Literal["auto", "fp32", "bf16"], typer.Option(help="inference precision (detector.precision)")
-    ] = "auto",
+        Literal["auto", "fp32", "bf16"] | None,
+        typer.Option(help="inference precision; default: detector.precision's"),
+    ] = None,
     threads: Annotated[int, typer.Option(help="inference threads, 0 = auto")] = 0,
     provider: Annotated[list[str] | None, typer.Option(help="execution provider, repeatable")] = None,
     spin: Annotated[
@@ -86,13 +88,12 @@ def analyze(
         raise typer.Exit(2) from exc
     try:
         path = resolve_model(model)
-        given = {"imgsz": imgsz, "conf": conf, "iou": iou}  # options left out keep the config's defaults
+        # Options left out keep the config's defaults.
+        given = {"imgsz": imgsz, "conf": conf, "iou": iou, "runtime": runtime, "precision": precision}
         detector = open_detector(
             path,
             DetectorConfig(
                 **{k: v for k, v in given.items() if v is not None},
-                runtime=runtime,
-                precision=precision,
                 intra_op_threads=threads,
                 providers=provider or None,
                 allow_spinning=spin,

@@ -117,3 +117,28 @@ def test_analyze_with_motion_gating_and_rules(footage_dir: Path, models_dir: Pat
     assert gated_summary["frames_inferred"] < plain["frames_analysed"]
     assert "motion" in gated_summary["stage_seconds"]
     assert gated_summary["events_per_type"] == plain["events_per_type"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("runtime", ["onnxruntime", "openvino"])
+def test_analyze_runs_the_runtime_asked_for(
+    runtime: str, footage_dir: Path, models_dir: Path, tmp_path: Path
+) -> None:
+    pytest.importorskip(runtime)
+    video = footage_dir / "traffic_intersection_cctv_640x480_h264.mp4"
+    args = ["analyze", str(video), "--model", str(models_dir / "yolov8n-coco.onnx"), "--fps", "2"]
+    args += ["--imgsz", "320", "--runtime", runtime, "--precision", "fp32", "--out", str(tmp_path)]
+    result = CliRunner().invoke(app, args, env={"KHUPHO_CACHE": str(tmp_path / "cache")})
+    assert result.exit_code == 0, result.output
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["detector"] == f"{runtime} fp32"
+    assert summary["frames_analysed"] > 0 and summary["detections_per_class"]
+
+
+def test_analyze_refuses_bf16_on_onnxruntime(footage_dir: Path, models_dir: Path, tmp_path: Path) -> None:
+    video = footage_dir / "traffic_intersection_cctv_640x480_h264.mp4"
+    args = ["analyze", str(video), "--model", str(models_dir / "yolov8n-coco.onnx")]
+    args += ["--runtime", "onnxruntime", "--precision", "bf16", "--out", str(tmp_path)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2
+    assert "precision bf16 needs runtime openvino" in result.output
