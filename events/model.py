@@ -27,6 +27,8 @@ class EventType(StrEnum):
     CAMERA_BLOCKED = "camera_blocked"
     CAMERA_BLURRED = "camera_blurred"
     CAMERA_MOVED = "camera_moved"
+    STOPPED_VEHICLE = "stopped_vehicle"  # standing in a no-stopping zone (events.lanes)
+    WRONG_WAY = "wrong_way"  # driving against a lane's direction (events.lanes)
 
 
 class Phase(StrEnum):
