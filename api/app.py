@@ -21,7 +21,8 @@ from api.reports.desk import ReportDesk
 from api.reports.install import default_desk
 from api.reports.install import install as install_reports
 from api.review import routes as review_routes
-from api.routes import cameras, events, health, prometheus, stream, traffic
+from api.routes import cameras, events, health, prometheus, public, stream, traffic
+from events.congestion import TrafficBoard
 from events.storage.bus import EventBus
 from events.storage.objects import ObjectNotFound, ObjectStore
 from events.storage.store import EventStore, StorageError
@@ -43,20 +44,23 @@ def create_app(
     sse_queue_size: int = 256,
     traffic_tz: str = "UTC",
     title: str = "khupho",
+    traffic_board: TrafficBoard | None = None,
 ) -> FastAPI:
     """The HTTP API and the review console over the given components; OpenAPI docs at ``/docs``.
 
     Every route needs credentials (``security``: accounts, scopes, audit, review)
-    except ``/healthz``, ``/auth/login``, the login page and static files, and the
+    except ``/healthz``, ``/auth/login``, the login page and static files, the
     residents' report routes (``/open311/v2/...``, ``/phan-anh...``), public by design
-    and rate-limited; ``reports`` is their desk (default: one on the security database).
+    and rate-limited (``reports`` is their desk, default: one on the security database),
+    and the read-only traffic aggregates under ``/public/`` (signage and apps).
 
     The caller owns the components (starts and closes them); the app only reads the
     store and object store, subscribes to the bus, and renders the metrics.
     ``heartbeat_s``: SSE keep-alive comment interval; ``sse_queue_size``: transitions
     buffered per SSE client before its oldest are dropped (and a gap reported);
     ``presign_expiry``: lifetime of snapshot links on S3; ``traffic_tz``: IANA zone of
-    ``/traffic`` hour and day buckets when the request names none.
+    ``/traffic`` hour and day buckets when the request names none; ``traffic_board``:
+    the segment states behind the public ``/public/...`` routes (404 there without one).
     """
     ZoneInfo(traffic_tz)  # fail at start-up, not on the first request
     app = FastAPI(
@@ -81,6 +85,7 @@ def create_app(
         traffic_tz=traffic_tz,
     )
     metrics.watch_bus(bus)
+    app.state.traffic = traffic_board
 
     @app.exception_handler(ObjectNotFound)
     async def _not_found(request: Request, exc: ObjectNotFound) -> JSONResponse:
@@ -97,6 +102,7 @@ def create_app(
     console_pages.install_login_redirect(app)
     authenticated = [Depends(require_principal)]
     app.include_router(health.router)  # public: liveness only
+    app.include_router(public.router)  # public: traffic aggregates for signage and apps (/public/...)
     app.include_router(auth_routes.public_router)  # public: POST /auth/login
     app.include_router(console_pages.public_router)  # public: the login page and static files
     app.include_router(auth_routes.router, dependencies=authenticated)
