@@ -18,7 +18,9 @@ from api.auth.config import AuthConfig, KhuPhoConfig, WardConfig
 from api.reports.config import ReportsConfig
 from detectors.config import DetectorConfig
 from events.config import EventsConfig
+from events.publish.config import PublishConfig
 from events.storage.config import SqliteStoreConfig, StorageConfig
+from events.traffic_config import TrafficConfig
 from ingest.config import ConfigModel
 from pipeline.config import CameraConfig
 
@@ -66,6 +68,8 @@ class KhuphoConfig(ConfigModel):
     reports: ReportsConfig = Field(default_factory=ReportsConfig)
     wards: dict[str, WardConfig] = Field(default_factory=dict)
     khu_pho: dict[str, KhuPhoConfig] = Field(default_factory=dict)
+    traffic: TrafficConfig = Field(default_factory=TrafficConfig)  # road segments for signage and apps
+    publish: PublishConfig = Field(default_factory=PublishConfig)  # MQTT and webhooks
     cameras: dict[str, CameraConfig] = Field(min_length=1)
     # SIGTERM/SIGINT: how long cameras, the event writer and snapshot uploads get to finish.
     shutdown_timeout_s: float = Field(10.0, gt=0, le=600)
@@ -85,7 +89,22 @@ class KhuphoConfig(ConfigModel):
                 raise ValueError(f"cameras.{cam_id}.khu_pho: unknown khu phố {cam.khu_pho!r}")
             if any(len(p) < 3 for p in cam.privacy_masks):
                 raise ValueError(f"cameras.{cam_id}.privacy_masks: a polygon needs at least 3 points")
+        lanes = {
+            f"{cam}/{lane}" for cam, names in self.traffic_lanes(enabled_only=False).items() for lane in names
+        }
+        for seg in self.traffic.segments:
+            missing = [ref for ref in seg.lanes if ref not in lanes]
+            if missing:
+                raise ValueError(f"traffic segment {seg.id!r}: no such camera lane: {', '.join(missing)}")
         return self
+
+    def traffic_lanes(self, *, enabled_only: bool = True) -> dict[str, list[str]]:
+        """Camera id -> its lane names, for every (enabled) camera with traffic analysis."""
+        return {
+            cam_id: [lane.name for lane in cam.traffic.lanes]
+            for cam_id, cam in self.cameras.items()
+            if cam.traffic is not None and (cam.enabled or not enabled_only)
+        }
 
 
 def format_errors(exc: ValidationError, source: str) -> str:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import cv2
 import numpy as np
@@ -27,6 +28,10 @@ from api.reports.install import default_desk
 from api.review.feeder import ReviewFeeder
 from detectors import open_detector
 from detectors.batcher import InferenceBatcher
+from events.congestion import TrafficBoard
+from events.lanes import CameraTraffic
+from events.publish.mqtt import MqttPublisher
+from events.publish.webhooks import WebhookSender
 from events.redaction import FaceRedactor
 from events.storage import EventBus, SnapshotWriter, open_event_store, open_object_store
 from events.storage.retention import RetentionJob
@@ -141,6 +146,17 @@ class Service:
         self.clips = ClipRecorder(upload=ClipToSpool(self.uploads)) if wants_clips else None
         if self.clips is not None:
             self.metrics.watch_clips(self.clips)
+        tz = ZoneInfo(config.events.timezone)
+        lanes = config.traffic_lanes()
+        self.traffic_board = TrafficBoard(config.traffic, lanes, tz) if lanes else None
+        if self.traffic_board is not None:
+            self.traffic_board.watch(self.bus)
+        self.publishers: list[MqttPublisher | WebhookSender] = []
+        if config.publish.mqtt is not None:
+            self.publishers.append(MqttPublisher(config.publish.mqtt, self.bus, self.traffic_board))
+        self.publishers += [
+            WebhookSender(hook, self.bus, self.traffic_board) for hook in config.publish.webhooks
+        ]
         self.workers: dict[str, CameraWorker] = {}
         self.errors: dict[str, str] = {}
         for cam_id, cam in config.cameras.items():
@@ -155,6 +171,12 @@ class Service:
                     observer=self.metrics,
                     timezone=config.events.timezone,
                     clips=self.clips,
+                    traffic=(
+                        CameraTraffic(cam_id, cam.traffic, config.traffic.congestion, tz)
+                        if cam.traffic is not None and self.traffic_board is not None
+                        else None
+                    ),
+                    on_traffic=self.traffic_board.report if self.traffic_board is not None else None,
                 )
             except Exception as exc:  # a broken camera is reported, the others run
                 log.error("camera %r cannot start: %s", cam_id, exc)
@@ -189,6 +211,7 @@ class Service:
             traffic_tz=config.events.timezone,
             security=self.security,
             reports=self.reports,
+            traffic_board=self.traffic_board,
             **({"presign_expiry": presign} if presign is not None else {}),
         )
 
@@ -201,6 +224,10 @@ class Service:
         self.review_feeder.start()
         if self.clips is not None:
             self.clips.start()
+        if self.traffic_board is not None:
+            self.traffic_board.start()
+        for publisher in self.publishers:
+            publisher.start()
         for worker in self.workers.values():
             worker.start()
         self._poller.start()
@@ -235,6 +262,10 @@ class Service:
         if self.snapshots is not None:
             self.snapshots.close(timeout=left())  # encodes what is queued into the spool
         self.uploads.close(timeout=left())  # what S3 does not take now is uploaded at the next start
+        for publisher in self.publishers:
+            publisher.close(timeout=min(5.0, left()))
+        if self.traffic_board is not None:
+            self.traffic_board.stop()
         self.heartbeat.beat()
         self.review_feeder.stop()
         self.bus.close()

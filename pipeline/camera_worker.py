@@ -10,6 +10,7 @@ import time
 from typing import Protocol
 
 from detectors.batcher import InferenceBatcher
+from events.lanes import CameraTraffic, TrafficReport
 from ingest.frame import Frame
 from ingest.privacy import PrivacyMask
 from ingest.replay import ReplaySource
@@ -43,6 +44,8 @@ class CameraWorker:
         observer: PipelineObserver,
         timezone: str,
         clips: ClipRecorder | None = None,
+        traffic: CameraTraffic | None = None,
+        on_traffic: TrafficReport | None = None,
     ) -> None:
         self.camera = camera
         self.config = config
@@ -57,6 +60,8 @@ class CameraWorker:
             motion=config.motion,
             health=config.health,
             privacy=PrivacyMask(config.privacy_masks),
+            traffic=traffic,
+            on_traffic=on_traffic,
         )
         self._submit = functools.partial(batcher.submit, camera)
         self.on_analysed: AnalysedHook | None = None

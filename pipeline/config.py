@@ -10,6 +10,7 @@ from pydantic import Field, model_validator
 
 from events.config import CameraEventsConfig
 from events.model import EventType
+from events.traffic_config import CameraTrafficConfig
 from ingest.config import CameraSourceConfig, ConfigModel
 from ingest.decode import FALLBACK_FPS
 from ingest.health import HealthConfig
@@ -59,6 +60,8 @@ class CameraConfig(ConfigModel):
     motion: MotionConfig | None = Field(default_factory=MotionConfig)
     events: CameraEventsConfig = Field(default_factory=CameraEventsConfig)
     clips: ClipConfig = Field(default_factory=ClipConfig)
+    # Calibration, lanes and no-stopping zones for speeds and congestion; null: no traffic analysis.
+    traffic: CameraTrafficConfig | None = None
 
     @model_validator(mode="after")
     def _one_source(self) -> Self:

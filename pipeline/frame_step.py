@@ -27,6 +27,7 @@ import supervision as sv
 from events.camera_events import CameraEventProcessor
 from events.camera_health import CameraHealthEvents
 from events.config import CameraEventsConfig
+from events.lanes import CameraTraffic, TrafficReport
 from events.model import EventTransition, TrafficCount
 from events.rules.base import SnapshotCandidate
 from events.tracking import empty_tracked
@@ -88,9 +89,15 @@ class FrameStep:
         motion: MotionConfig | None = None,
         health: HealthConfig | None = None,
         privacy: PrivacyMask | None = None,
+        traffic: CameraTraffic | None = None,
+        on_traffic: TrafficReport | None = None,
     ) -> None:
         self.camera = camera
         self.privacy = privacy
+        # Speeds, lane statistics and their events after the rules (needs the tracker); each frame's
+        # lane states go to on_traffic (the traffic board).
+        self.traffic = traffic if events is not None else None
+        self.on_traffic = on_traffic
         self.processor = (
             CameraEventProcessor(camera, events, analysis_fps, timezone) if events is not None else None
         )
@@ -185,9 +192,15 @@ class FrameStep:
             t1 = time.perf_counter()
             result = self.processor.apply_rules(frame, tracked)
             t2 = time.perf_counter()
+            transitions, snapshots, counts = result.transitions, result.snapshots, result.traffic_counts
+            if self.traffic is not None:
+                lanes = self.traffic.process(frame, tracked)
+                transitions, counts = transitions + lanes.transitions, counts + lanes.counts
+                if self.on_traffic is not None:
+                    self.on_traffic(camera=self.camera, output=lanes)
+                t2 = time.perf_counter()
             self.seconds.track += t1 - t0
             self.seconds.rules += t2 - t1
-            transitions, snapshots, counts = result.transitions, result.snapshots, result.traffic_counts
         if changes:
             transitions = transitions + self.health_events.health_changed(changes, frame.wall_time)
         self._last_pts = frame.pts
@@ -222,6 +235,9 @@ class FrameStep:
         if self.processor is not None:
             result = self.processor.close()
             transitions, snapshots, counts = result.transitions, result.snapshots, result.traffic_counts
+        if self.traffic is not None:
+            lanes = self.traffic.close(time.time())
+            transitions, counts = transitions + lanes.transitions, counts + lanes.counts
         if close_health:
             transitions = transitions + self.health_events.close(self._last_pts)
         return StepResult(None, empty_tracked(), transitions, snapshots, counts)

@@ -12,7 +12,9 @@ from tests.conftest import REPO
 
 def test_example_config_is_valid() -> None:
     config = load_config(REPO / "khupho.example.yaml")
-    assert set(config.cameras) == {"gate_street", "sample_clip"}
+    assert set(config.cameras) == {"gate_street", "sample_clip", "highway"}
+    assert config.traffic_lanes() == {"highway": ["away"]}
+    assert config.traffic.segments[0].name == "Cao tốc A1 (hướng Bắc)"
     gate = config.cameras["gate_street"]
     assert [r.type for r in gate.events.rules] == ["line_crossing", "zone_intrusion", "loitering", "crowding"]
     assert "secret" not in repr(gate.source)
