@@ -13,6 +13,7 @@ without PromQL.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable
 
 from prometheus_client import (
@@ -229,6 +230,10 @@ class KhuphoMetrics:
     def watch_retention(self, totals: PurgeReport) -> None:
         self._watched.retention = totals
 
+    def watch_publisher(self, name: str, stats: Callable[[], object]) -> None:
+        """An MQTT or webhook publisher: its integer counters by outcome, and whether it is connected."""
+        self._watched.publishers[name] = stats
+
     # -- exposition ------------------------------------------------------------------
 
     content_type = CONTENT_TYPE_LATEST
@@ -246,6 +251,7 @@ class _WatchCollector(Collector):
         self.clips: Callable[[], ClipStats] | None = None
         self.clip_buffers: Callable[[], dict[str, int]] | None = None
         self.retention: PurgeReport | None = None
+        self.publishers: dict[str, Callable[[], object]] = {}
 
     def describe(self) -> Iterable[Metric]:
         return []  # series appear once a component is watched
@@ -265,6 +271,9 @@ class _WatchCollector(Collector):
             )
             yield CounterMetricFamily(
                 f"{ns}_bus_disconnected", "Subscribers cut off for falling behind", s.disconnected
+            )
+            yield CounterMetricFamily(
+                f"{ns}_bus_refused", "Subscriptions refused: max_subscribers were live", s.refused
             )
         if self.snapshots is not None:
             s = self.snapshots()
@@ -306,3 +315,21 @@ class _WatchCollector(Collector):
             for what in ("events", "media", "traffic_rows", "watermark_media"):
                 purged.add_metric([what], getattr(r, what))
             yield purged
+        if self.publishers:
+            messages = CounterMetricFamily(
+                f"{ns}_publish_messages",
+                "MQTT / webhook messages by outcome (sent, acked, delivered, retried, dropped, failed)",
+                labels=["publisher", "outcome"],
+            )
+            connected = GaugeMetricFamily(
+                f"{ns}_publish_connected", "MQTT publisher connected to its broker", labels=["publisher"]
+            )
+            for name, stats in self.publishers.items():
+                values = dataclasses.asdict(stats())  # type: ignore[call-overload]
+                for outcome, value in values.items():
+                    if outcome == "connected":
+                        connected.add_metric([name], float(value))
+                    elif isinstance(value, int) and not isinstance(value, bool) and outcome != "connects":
+                        messages.add_metric([name, outcome], value)
+            yield messages
+            yield connected

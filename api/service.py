@@ -157,6 +157,13 @@ class Service:
         self.publishers += [
             WebhookSender(hook, self.bus, self.traffic_board) for hook in config.publish.webhooks
         ]
+        for i, publisher in enumerate(self.publishers):
+            name = (
+                "mqtt"
+                if isinstance(publisher, MqttPublisher)
+                else f"webhook{i - (config.publish.mqtt is not None)}"
+            )
+            self.metrics.watch_publisher(name, publisher.stats)
         self.workers: dict[str, CameraWorker] = {}
         self.errors: dict[str, str] = {}
         for cam_id, cam in config.cameras.items():

@@ -21,13 +21,13 @@ import json
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Header, HTTPException, Query, Request
 from fastapi.responses import StreamingResponse
 
 from api.auth.deps import Caller, Sec
 from api.context import AppContext, Ctx
 from events.model import EventTransition, EventType
-from events.storage.bus import BusMessage, Gap, SubscriptionClosed, SubscriptionOverflow
+from events.storage.bus import BusMessage, Gap, SubscriptionClosed, SubscriptionOverflow, TooManySubscribers
 
 router = APIRouter(tags=["events"])
 
@@ -68,7 +68,11 @@ async def _events(
     # Subscribing inside the generator: if the client leaves before the first byte, no
     # subscription exists to leak. The finally clause runs on disconnect (Starlette
     # cancels the response task) and on server shutdown.
-    sub = ctx.bus.subscribe(name=name, maxsize=ctx.sse_queue_size, accept=accept, after=after)
+    try:
+        sub = ctx.bus.subscribe(name=name, maxsize=ctx.sse_queue_size, accept=accept, after=after)
+    except TooManySubscribers:  # filled up since the check in the route: the client retries later
+        yield f"retry: {10 * RETRY_MS}\n: too many subscribers\n\n"
+        return
     try:
         yield f"retry: {RETRY_MS}\n: connected\n\n"
         while True:
@@ -93,7 +97,10 @@ async def _events(
 @router.get(
     "/events/stream",
     response_class=StreamingResponse,
-    responses={200: {"content": {"text/event-stream": {}}, "description": "Server-Sent Events"}},
+    responses={
+        200: {"content": {"text/event-stream": {}}, "description": "Server-Sent Events"},
+        503: {"description": "too many live subscribers"},
+    },
 )
 async def stream_events(
     request: Request,
@@ -105,6 +112,8 @@ async def stream_events(
     last_event_id: Annotated[str | None, Header(description="id of the last message received")] = None,
 ) -> StreamingResponse:
     """Transitions (``start``, ``update``, ``end``) of the caller's cameras as they happen, filtered."""
+    if ctx.bus.full():
+        raise HTTPException(503, "too many live subscribers; try again later", {"Retry-After": "30"})
     client = f"{request.client.host}:{request.client.port}" if request.client else "?"
     return StreamingResponse(
         _events(

@@ -46,6 +46,10 @@ class SubscriptionClosed(Exception):
     """The subscription was closed (by its owner, the bus, or an overflow) and has nothing left."""
 
 
+class TooManySubscribers(Exception):
+    """The bus already has ``max_subscribers`` subscriptions (each costs a queue): refuse, don't grow."""
+
+
 class SubscriptionOverflow(SubscriptionClosed):
     """The subscriber fell behind under the ``disconnect`` policy and was cut off."""
 
@@ -70,6 +74,7 @@ class BusStats:
     subscribers: int
     dropped: int  # transitions discarded from slow subscribers' queues, all subscriptions ever
     disconnected: int  # subscriptions closed by the ``disconnect`` overflow policy
+    refused: int = 0  # subscriptions refused because max_subscribers were live
 
 
 Accept = Callable[[EventTransition], bool]
@@ -277,9 +282,12 @@ def _resolve(fut: asyncio.Future[None]) -> None:
 class EventBus:
     """Fan-out of transitions to subscribers; thread-safe, never blocks producers."""
 
-    def __init__(self, *, history: int = 1024, maxsize: int = 1024) -> None:
+    def __init__(self, *, history: int = 1024, maxsize: int = 1024, max_subscribers: int = 1024) -> None:
         self.bus_id = secrets.token_hex(4)  # a new one per process: ids of an earlier run are not replayed
         self.default_maxsize = maxsize
+        # Live streams, publishers and the traffic board together; each holds a queue of up to maxsize.
+        self.max_subscribers = max_subscribers
+        self._refused = 0
         self._lock = threading.Lock()
         self._subs: dict[int, Subscription] = {}
         self._history: deque[BusMessage] = deque(maxlen=history)
@@ -325,6 +333,9 @@ class EventBus:
         with self._lock:
             if self._closed:
                 raise SubscriptionClosed("the event bus is closed")
+            if len(self._subs) >= self.max_subscribers:
+                self._refused += 1
+                raise TooManySubscribers(f"the event bus has {self.max_subscribers} subscribers already")
             self._next_sub += 1
             sub = Subscription(self, self._next_sub, name or f"#{self._next_sub}", size, policy, accept)
             if after is not None:
@@ -345,6 +356,11 @@ class EventBus:
         gap = Gap(None) if seq < oldest - 1 else None  # filtered-out losses cannot be counted
         return messages, gap
 
+    def full(self) -> bool:
+        """Whether a new subscription would be refused now."""
+        with self._lock:
+            return len(self._subs) >= self.max_subscribers
+
     def _remove(self, sub: Subscription) -> None:
         with self._lock:
             self._subs.pop(sub.id, None)
@@ -360,6 +376,7 @@ class EventBus:
                 subscribers=len(self._subs),
                 dropped=self._dropped,
                 disconnected=self._disconnected,
+                refused=self._refused,
             )
 
     def close(self) -> None:
