@@ -1,20 +1,27 @@
 """The whole service with traffic analysis on a real RTSP camera: the highway clip gives a segment
 level on /public/traffic; the camera's server killed mid-run turns the segment ``unknown`` within the
-camera's offline grace, and the cameras that remain keep being analysed."""
+camera's offline grace, and the cameras that remain keep being analysed. The service's publishers
+are wired too: a real Mosquitto gets the segment's retained state and a loopback webhook receiver
+the level change, both signed or authenticated."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from pathlib import Path
 
 import httpx
 import pytest
-from benchmarks.highway_calibration import HIGHWAY_TRAFFIC
 
 from api.config import parse_config
 from api.service import Service
+from benchmarks.highway_calibration import HIGHWAY_TRAFFIC
+from events.publish.webhooks import SIGNATURE_HEADER, verify
 from tests.api.test_service_rtsp import wait_for
+from tests.events.mosquitto import Mosquitto
+from tests.events.test_mqtt import PASSWORD, USER, Listener
+from tests.events.test_webhooks import SECRET, Receiver
 from tests.ingest.conftest import RtspServer, ffmpeg, require_tools
 
 OFFLINE_GRACE_S = 6.0
@@ -30,6 +37,9 @@ def test_segment_goes_unknown_when_its_camera_goes_offline(
     encode = ["-c:v", "libx264", "-preset", "veryfast", "-g", "10", "-pix_fmt", "yuv420p", "-an"]
     ffmpeg("-stream_loop", "3", "-i", str(source), *encode, str(clip))
     server = RtspServer({"highway": clip}, log_dir=tmp_path).start()
+    broker = Mosquitto(tmp_path / "mosquitto", USER, PASSWORD).start()
+    receiver = Receiver()
+    listener = Listener(broker.port)
     live = {"analysis_fps": 5, "offline_grace_s": OFFLINE_GRACE_S, "open_timeout_s": 2, "read_timeout_s": 2}
     config = parse_config(
         {
@@ -51,6 +61,10 @@ def test_segment_goes_unknown_when_its_camera_goes_offline(
                 ],
                 "stale_after_s": 2.0,
                 "congestion": {"hold_s": 0},
+            },
+            "publish": {
+                "mqtt": {"port": broker.port, "username": USER, "password": PASSWORD},
+                "webhooks": [{"url": receiver.url, "secret": SECRET, "event_types": ["camera_offline"]}],
             },
             "cameras": {
                 "highway": {"source": {"url": server.url("highway"), **live}, "traffic": HIGHWAY_TRAFFIC},
@@ -116,8 +130,31 @@ def test_segment_goes_unknown_when_its_camera_goes_offline(
         assert segment("plaza")["level"] != "unknown"
         assert service.workers["parking"].status().frames_analysed > parking_before
         print(f"segment unknown {elapsed:.1f} s after the camera's server was killed")
+
+        # MQTT: the segment's state went out (retained) as it changed, unknown last.
+        def states() -> list[dict]:
+            return [json.loads(p) for p in listener.on("khupho/traffic/a1-north")]
+
+        assert wait_for(lambda: states() and states()[-1]["level"] == "unknown", 5), states()
+        assert any(st["level"] != "unknown" for st in states())
+        # Webhooks: the level change and the camera_offline event, signed.
+        assert wait_for(lambda: len(receiver.requests) >= 2, 10)
+        bodies = [json.loads(body) for _, _, body in receiver.requests]
+        assert all(verify(SECRET.encode(), h[SIGNATURE_HEADER], b) for _, h, b in receiver.requests)
+        assert {"kind": "traffic_level", "id": "a1-north", "level": "unknown"} in [
+            {"kind": b["kind"], "id": b["segment"]["id"], "level": b["segment"]["level"]}
+            for b in bodies
+            if b["kind"] == "traffic_level"
+        ]
+        assert any(b["kind"] == "event" and b["after"]["type"] == "camera_offline" for b in bodies)
+        metrics = client.get("/metrics").text
+        assert 'khupho_publish_connected{publisher="mqtt"} 1.0' in metrics
+        assert 'khupho_publish_messages_total{outcome="delivered",publisher="webhook0"}' in metrics
     finally:
         service.shutdown()
         runner.join(30)
         server.stop()
+        listener.close()
+        broker.kill()
+        receiver.close()
     assert not runner.is_alive()
