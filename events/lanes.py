@@ -288,8 +288,12 @@ class CameraTraffic:
         minute_of_day = local.hour * 60 + local.minute + local.second / 60.0
         if not any(w.contains(minute_of_day) for w in self.congestion.quiet_hours):
             return False
-        occupied = [occ for _, _, occ in lane.window]
-        return not occupied or sum(occupied) / len(occupied) <= LEARN_QUIET_OCCUPANCY
+        window = lane.window
+        if not window:
+            return True
+        # Occupied time over the whole window (a window still filling counts its missing part as empty).
+        span = min(1.0, (window[-1][0] - window[0][0]) / self.congestion.window_s)
+        return sum(occ for _, _, occ in window) / len(window) * span <= LEARN_QUIET_OCCUPANCY
 
     def _check_wrong_way(
         self,

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from events.congestion import Level, LevelHysteresis, TrafficBoard, classify
 from events.lanes import LaneLive, TrafficOutput
@@ -177,3 +180,31 @@ def test_segments_must_name_existing_lanes() -> None:
     config = TrafficConfig.model_validate({"segments": [{"id": "x", "name": "X", "lanes": ["a/nope"]}]})
     with pytest.raises(ValueError, match="a/nope"):
         TrafficBoard(config, {"a": ["up"]}, TZ)
+
+
+@settings(max_examples=50, deadline=None)
+@given(ratios=st.lists(st.floats(0.0, 1.5), min_size=2, max_size=200), hold=st.floats(1.0, 20.0))
+def test_property_levels_change_at_most_once_per_hold(ratios: list[float], hold: float) -> None:
+    """Whatever the readings (one a second), a known level lasts at least ``hold_s`` before it changes."""
+    h = LevelHysteresis(CongestionConfig(hold_s=hold))
+    changes = []
+    last = None
+    for t, ratio in enumerate(ratios):
+        level = h.update(ratio, float(t))
+        if level is not last:
+            changes.append(t)
+            last = level
+    assert all(b - a >= hold for a, b in itertools.pairwise(changes))
+
+
+@settings(max_examples=50, deadline=None)
+@given(ratio=st.floats(0.0, 1.5))
+def test_property_a_steady_reading_settles_on_its_own_level(ratio: float) -> None:
+    c = CongestionConfig(hold_s=3, hysteresis=0.05)
+    h = LevelHysteresis(c)
+    h.update(1.0 if ratio < 0.5 else 0.0, 0.0)  # start from the far side
+    for t in range(1, 10):
+        h.update(ratio, float(t))
+    # Within the hysteresis band of a threshold either neighbour is allowed; otherwise its own level.
+    near = any(abs(ratio - x) <= c.hysteresis for x in (c.heavy_below, c.congested_below, c.stationary_below))
+    assert h.level is classify(ratio, c) or near

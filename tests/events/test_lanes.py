@@ -113,3 +113,26 @@ def test_stream_restart_closes_visits() -> None:
     out = traffic.process(frame("cam", 0, FPS), detections([]))
     assert sum(c.count for c in out.counts) == 1
     assert np.isfinite(out.live[0].measured_at)
+
+
+def test_free_flow_is_learned_from_quiet_hours() -> None:
+    """A lane without a configured free-flow speed learns the 85th percentile of quiet-hour speeds."""
+    config = camera_config()
+    lanes = [lane.model_copy(update={"free_flow_kmh": None}) for lane in config.lanes]
+    config = config.model_copy(update={"lanes": lanes})
+    # 19:00 in Ho Chi Minh City is quiet only if the quiet hours say so.
+    busy = CameraTraffic(
+        "cam", config, CongestionConfig(learn_min_samples=5, quiet_hours=["01:00-02:00"]), TZ
+    )
+    quiet = CameraTraffic(
+        "cam", config, CongestionConfig(learn_min_samples=5, quiet_hours=["18:00-20:00"]), TZ
+    )
+    for traffic in (busy, quiet):
+        # One car a minute: the lane is quiet (occupied less than a tenth of the time).
+        cars = [Vehicle(i, "car", 2.0, -(40 + 5 * i) / 3.6 * 60 * i, (40 + 5 * i) / 3.6) for i in range(6)]
+        outs = run(traffic, cars, 330.0)
+        assert outs[0].live[0].free_flow_kmh is None
+    assert busy.process(frame("cam", 1000, FPS), detections([])).live[0].free_flow_kmh is None
+    learned = quiet.process(frame("cam", 1000, FPS), detections([])).live[0].free_flow_kmh
+    speeds = [40 + 5 * i for i in range(6)]
+    assert learned == pytest.approx(float(np.percentile(speeds, 85)), rel=0.01)
