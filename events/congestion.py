@@ -188,10 +188,15 @@ class TrafficBoard:
     # -- inputs (camera threads, the bus) ----------------------------------------------
 
     def report(self, *, camera: str, output: TrafficOutput) -> None:
-        """A camera's lane states after one analysed frame (cheap: a few dict updates)."""
+        """A camera's lane states after one analysed frame (cheap: a few dict updates).
+
+        An output without lane states (a camera closing its lanes when it goes offline) hands over
+        its last minutes but is not a frame: it does not make the camera look alive.
+        """
         now = self.clock()
         with self._lock:
-            self._last_frame[camera] = now
+            if output.live:
+                self._last_frame[camera] = now
             for live in output.live:
                 self._live[f"{camera}/{live.lane}"] = live
             for minute in output.minutes:

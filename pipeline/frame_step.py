@@ -238,6 +238,8 @@ class FrameStep:
         if self.traffic is not None:
             lanes = self.traffic.close(time.time())
             transitions, counts = transitions + lanes.transitions, counts + lanes.counts
+            if self.on_traffic is not None:  # the minutes it had open; no lane states: not a frame
+                self.on_traffic(camera=self.camera, output=lanes)
         if close_health:
             transitions = transitions + self.health_events.close(self._last_pts)
         return StepResult(None, empty_tracked(), transitions, snapshots, counts)

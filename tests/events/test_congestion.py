@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -11,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from events.congestion import Level, LevelHysteresis, TrafficBoard, classify
-from events.lanes import LaneLive, TrafficOutput
+from events.lanes import LaneLive, LaneMinute, TrafficOutput
 from events.model import Event, EventTransition, EventType, Phase
 from events.storage.bus import EventBus
 from events.traffic_config import CongestionConfig, TrafficConfig
@@ -208,3 +209,20 @@ def test_property_a_steady_reading_settles_on_its_own_level(ratio: float) -> Non
     # Within the hysteresis band of a threshold either neighbour is allowed; otherwise its own level.
     near = any(abs(ratio - x) <= c.hysteresis for x in (c.heavy_below, c.congested_below, c.stationary_below))
     assert h.level is classify(ratio, c) or near
+
+
+def test_a_closing_camera_hands_over_its_minutes_without_looking_alive() -> None:
+    clock = Clock()
+    board = board_with(clock)
+    report(board, clock, "b", up=40.0, down=40.0)
+    clock.now += 10  # silent for longer than stale_after_s
+    minute = LaneMinute("b", "down", datetime(2024, 5, 1, 19, 0, tzinfo=TZ), {"car": {"forward": 3}}, 3,
+                        41.0, 45.0, 0.2, 60.0, 0, 0)  # fmt: skip
+    board.report(camera="b", output=TrafficOutput([], [], [minute], []))
+    state = board.tick()
+    assert next(s for s in state.segments() if s["id"] == "ntmk")["level"] == "unknown"
+    lane = next(la for la in state.document["lanes"] if la["id"] == "b/down")
+    assert lane["last_minute"] is None  # not shown while the camera is unhealthy
+    report(board, clock, "b", up=40.0, down=40.0)  # frames again
+    lane = next(la for la in board.tick().document["lanes"] if la["id"] == "b/down")
+    assert lane["last_minute"]["counts"] == {"car": {"forward": 3}} and lane["last_minute"]["vehicles"] == 3
