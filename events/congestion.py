@@ -170,6 +170,7 @@ class TrafficBoard:
         self.cameras = sorted(lanes)
         self.feed: StateFeed[TrafficState] = StateFeed(config.max_stream_clients)
         self._lock = threading.Lock()
+        self._tick_lock = threading.Lock()
         self._live: dict[str, LaneLive] = {}
         self._minutes: dict[str, deque[LaneMinute]] = {
             lid: deque(maxlen=config.history_minutes) for lid in self.lane_ids
@@ -246,6 +247,10 @@ class TrafficBoard:
 
     def tick(self) -> TrafficState:
         """Recompute every lane and segment; publish to the feed if anything shown changed."""
+        with self._tick_lock:  # the board's thread, and a first request before the board started
+            return self._tick()
+
+    def _tick(self) -> TrafficState:
         self._drain_health()
         now = self.clock()
         health = {cam: self.healthy(cam, now) for cam in self.cameras}
