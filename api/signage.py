@@ -95,7 +95,9 @@ def render_signage(
     stale_after_s: float,
     stream_url: str,
     timezone: str,
+    nonce: str,
 ) -> str:
+    """The page; its one style sheet and one script carry ``nonce`` (the response's CSP allows only them)."""
     labels = json.dumps({lv.value: list(text) for lv, text in LEVEL_LABELS.items()})
     script = _SCRIPT % {
         "labels": labels,
@@ -112,11 +114,11 @@ def render_signage(
         '<meta name="viewport" content="width=device-width,initial-scale=1">'
         '<noscript><meta http-equiv="refresh" content="30"></noscript>'
         "<title>Tình hình giao thông / Traffic</title>"
-        f"<style>{_CSS}</style></head>"
+        f'<style nonce="{escape(nonce)}">{_CSS}</style></head>'
         f'<body class="{escape(layout)}">'
         '<header><h1>Tình hình giao thông<small>Traffic conditions</small></h1><div id="clock"></div></header>'
         f"<main>{cards}</main>"
         f'<footer><span>Cập nhật lúc / Updated at <span id="generated">{escape(generated_at[11:19])}</span></span>'
         '<span id="link">Trực tiếp / Live</span></footer>'
-        f"<script>{script}</script></body></html>"
+        f'<script nonce="{escape(nonce)}">{script}</script></body></html>'
     )

@@ -14,6 +14,7 @@ Only segment and lane aggregates leave through here: no track ids, boxes, events
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import AsyncIterator
 from typing import Annotated, Literal
 
@@ -114,6 +115,7 @@ async def signage(
 ) -> HTMLResponse:
     """The signage page: each segment's level and speed, Vietnamese first, updated live."""
     board = get_board(request)
+    nonce = secrets.token_urlsafe(16)
     state = board.latest
     segments = state.segments()
     if segment:
@@ -128,5 +130,11 @@ async def signage(
         stale_after_s=board.config.stream_heartbeat_s * 3,
         stream_url="traffic/stream",  # relative: right behind any proxy prefix
         timezone=str(board.tz),  # the board's clock shows local time whatever the screen's zone
+        nonce=nonce,
     )
-    return HTMLResponse(html, headers={"Cache-Control": "no-cache"})
+    # The site-wide policy allows no inline code; this page's own style and script carry a fresh nonce.
+    csp = (
+        f"default-src 'none'; style-src 'nonce-{nonce}'; script-src 'nonce-{nonce}'; connect-src 'self'; "
+        "img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    )
+    return HTMLResponse(html, headers={"Cache-Control": "no-cache", "Content-Security-Policy": csp})

@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from events.congestion import TrafficBoard
 from events.lanes import LaneLive, TrafficOutput
 from events.traffic_config import TrafficConfig
-from tests.api.support import Parts
+from tests.api.support import Parts, login
 from tests.api.test_sse import Reader, live_server
 
 
@@ -84,15 +84,36 @@ def test_signage_page_renders_segments_levels_and_no_data(parts: Parts) -> None:
         assert client.get("/public/signage", params={"segment": "nope"}).status_code == 404
 
 
-def test_other_routes_are_unchanged(parts: Parts) -> None:
+def test_public_routes_need_no_login_and_the_others_still_do(parts: Parts) -> None:
+    board = make_board()
+    report(board, "cam1", "up", 40.0)
+    board.tick()
+    with TestClient(parts.app(traffic_board=board)) as anonymous:
+        assert anonymous.get("/public/traffic").status_code == 200
+        assert anonymous.get("/public/signage").status_code == 200
+        for path in ("/cameras", "/events", "/traffic", "/events/stream", "/openapi.json", "/metrics"):
+            assert anonymous.get(path).status_code == 401, path
+    with TestClient(parts.app(traffic_board=board)) as admin:
+        login(admin)
+        paths = set(admin.get("/openapi.json").json()["paths"])
+        assert {p for p in paths if p.startswith("/public")} == {
+            "/public/traffic",
+            "/public/traffic/stream",
+            "/public/signage",
+        }
+
+
+def test_signage_page_allows_only_its_own_inline_code(parts: Parts) -> None:
     board = make_board()
     with TestClient(parts.app(traffic_board=board)) as client:
-        assert client.get("/cameras").status_code == 200
-        assert client.get("/events").status_code == 200
-        paths = set(client.get("/openapi.json").json()["paths"])
-        public = {p for p in paths if p.startswith("/public")}
-        assert {"/events", "/cameras", "/traffic"} <= paths
-        assert public == {"/public/traffic", "/public/traffic/stream", "/public/signage"}
+        r = client.get("/public/signage")
+        csp = r.headers["content-security-policy"]
+        nonce = csp.split("'nonce-", 1)[1].split("'", 1)[0]
+        assert f'<script nonce="{nonce}">' in r.text and f'<style nonce="{nonce}">' in r.text
+        assert "unsafe-inline" not in csp and "default-src 'none'" in csp
+        assert (
+            nonce not in client.get("/public/signage").headers["content-security-policy"]
+        )  # fresh each time
 
 
 def test_stream_sends_changes_heartbeats_and_refuses_beyond_its_bound(parts: Parts) -> None:

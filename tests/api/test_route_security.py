@@ -13,7 +13,8 @@ from api.auth import Role
 from events.model import EventType
 from tests.api.support import PASSWORD, Parts, jpeg_bytes, login, make_event, start
 
-# Public by design: liveness, logging in, and residents' reports through Open311 (rate-limited).
+# Public by design: liveness, logging in, residents' reports through Open311 (rate-limited), and
+# read-only traffic aggregates for signage and apps (tests/api/test_public.py).
 PUBLIC = {
     ("GET", "/healthz"),
     ("POST", "/auth/login"),
@@ -25,6 +26,9 @@ PUBLIC = {
     ("GET", "/open311/v2/tokens/{token}.json"),
     ("GET", "/open311/v2/servicerequestupdates.json"),
     ("GET", "/open311/v2/media/{name}.jpg"),
+    ("GET", "/public/traffic"),
+    ("GET", "/public/traffic/stream"),
+    ("GET", "/public/signage"),
 }
 
 

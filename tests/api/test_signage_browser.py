@@ -95,11 +95,11 @@ def test_signage_in_chromium_at_both_layouts(parts: Parts) -> None:
                 page = browser.new_page(viewport={"width": 1920, "height": 1080})
                 page.goto(f"{base}/public/signage")
                 report(board, a=2.0, b=15.0, c=3.0)
-                page.wait_for_function("document.getElementById('seg-dbp').className === 'seg stationary'")
+                page.wait_for_selector("#seg-dbp.stationary")
                 assert page.inner_text("#seg-dbp .kmh") == "2"
                 page.screenshot(path=str(out / "signage_live_update.png"))
             # The server is gone: after three heartbeats without a message every card says "no data".
-            page.wait_for_function("document.getElementById('link').className === 'lost'", timeout=10_000)
+            page.wait_for_selector("#link.lost", timeout=10_000)
             for seg in ("dbp", "ntmk", "vvk", "cmt8"):
                 assert page.get_attribute(f"#seg-{seg}", "class") == "seg unknown"
                 assert "Không có dữ liệu" in page.inner_text(f"#seg-{seg}")
@@ -111,7 +111,7 @@ def test_signage_in_chromium_at_both_layouts(parts: Parts) -> None:
 
 
 def check_page(page, layout: str, width: int) -> None:  # type: ignore[no-untyped-def]
-    page.wait_for_function("document.getElementById('clock').textContent.length > 0")
+    page.wait_for_selector("#clock:not(:empty)")  # the page's own script ran (CSP nonce)
     text = page.inner_text("body")
     for name in ("Điện Biên Phủ", "Nguyễn Thị Minh Khai", "Võ Văn Kiệt", "Cách Mạng Tháng Tám"):
         assert name in text

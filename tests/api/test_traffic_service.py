@@ -18,6 +18,7 @@ from api.config import parse_config
 from api.service import Service
 from benchmarks.highway_calibration import HIGHWAY_TRAFFIC
 from events.publish.webhooks import SIGNATURE_HEADER, verify
+from tests.api.support import login
 from tests.api.test_service_rtsp import wait_for
 from tests.events.mosquitto import Mosquitto
 from tests.events.test_mqtt import PASSWORD, USER, Listener
@@ -96,7 +97,9 @@ def test_segment_goes_unknown_when_its_camera_goes_offline(
     runner.start()
     try:
         assert wait_for(lambda: urls, 30)
-        client = httpx.Client(base_url=urls[0], timeout=10)
+        client = httpx.Client(base_url=urls[0], timeout=10)  # anonymous: /public/... needs no login
+        staff = httpx.Client(base_url=urls[0], timeout=10)
+        login(staff, "admin", service.first_admin_password or "")
 
         def segment(seg_id: str) -> dict:
             return next(s for s in client.get("/public/traffic").json()["segments"] if s["id"] == seg_id)
@@ -108,7 +111,7 @@ def test_segment_goes_unknown_when_its_camera_goes_offline(
         assert segment("plaza")["level"] != "unknown"
         # Lane counts reach the traffic table like line crossings.
         assert wait_for(
-            lambda: client.get("/traffic", params={"camera": "highway", "line": "away"}).json()["items"], 20
+            lambda: staff.get("/traffic", params={"camera": "highway", "line": "away"}).json()["items"], 20
         )
 
         parking_before = service.workers["parking"].status().frames_analysed
@@ -147,7 +150,8 @@ def test_segment_goes_unknown_when_its_camera_goes_offline(
             if b["kind"] == "traffic_level"
         ]
         assert any(b["kind"] == "event" and b["after"]["type"] == "camera_offline" for b in bodies)
-        metrics = client.get("/metrics").text
+        assert client.get("/metrics").status_code == 401
+        metrics = staff.get("/metrics").text
         assert 'khupho_publish_connected{publisher="mqtt"} 1.0' in metrics
         assert 'khupho_publish_messages_total{outcome="delivered",publisher="webhook0"}' in metrics
     finally:
