@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -95,3 +96,17 @@ def jpeg_bytes(seed: int = 0) -> bytes:
     ok, data = cv2.imencode(".jpg", image)
     assert ok
     return data.tobytes()
+
+
+def wait_in_page(page: Any, expression: str, timeout_s: float = 30.0) -> None:
+    """Wait until ``expression`` is true in a Playwright page.
+
+    Playwright's ``wait_for_function`` with a string compiles it inside the page, which the
+    console's Content-Security-Policy (no 'unsafe-eval') forbids whenever the first check is
+    false; ``evaluate`` goes through the DevTools protocol, which the page's policy does not govern.
+    """
+    deadline = time.monotonic() + timeout_s
+    while not page.evaluate(expression):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not true within {timeout_s:.0f} s in the page: {expression}")
+        time.sleep(0.1)

@@ -18,6 +18,7 @@ from api.auth import Role
 from api.config import parse_config
 from api.demo import DEMO_CAMERAS, DEMO_KHU_PHO, DEMO_WARDS
 from api.service import Service
+from tests.api.support import wait_in_page
 
 pytestmark = pytest.mark.slow
 playwright_api = pytest.importorskip("playwright.sync_api")
@@ -186,8 +187,8 @@ def test_operator_sees_live_items_acknowledges_resolves_and_audit_shows_it(
 
     page.click(f"li.item[data-item='{item_id}'] a")
     page.wait_for_selector("#ack")
-    page.wait_for_function(
-        "document.querySelector('img.snap') && document.querySelector('img.snap').naturalWidth > 0"
+    wait_in_page(
+        page, "document.querySelector('img.snap') && document.querySelector('img.snap').naturalWidth > 0"
     )
     op.shot("item-laptop")
     page.click("#ack")
@@ -273,8 +274,8 @@ def test_unredacted_view_asks_for_a_reason_and_is_logged(service: Service, brows
     assert op.page.locator("#original").count() == 0  # nothing shown before a reason
     op.page.fill("#reason-form input[name=reason]", "Xác minh phản ánh của người dân")
     op.page.click("#reason-form button")
-    op.page.wait_for_function(
-        "document.querySelector('#original') && document.querySelector('#original').naturalWidth > 0"
+    wait_in_page(
+        op.page, "document.querySelector('#original') && document.querySelector('#original').naturalWidth > 0"
     )
     op.close()
     records = [r for r in service.security.audit.records(action="snapshot.unredacted") if r.actor == "op1"]

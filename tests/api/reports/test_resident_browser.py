@@ -17,7 +17,7 @@ from PIL import Image
 from api.auth import Role
 from events.model import EventType
 from tests.api.reports.support import jpeg_with_gps, make_desk
-from tests.api.support import PASSWORD, Parts, make_event, start
+from tests.api.support import PASSWORD, Parts, make_event, start, wait_in_page
 from tests.api.test_sse import live_server
 
 pytestmark = pytest.mark.slow
@@ -69,7 +69,7 @@ def test_resident_files_operator_resolves_resident_follows_and_reopens(
             page.select_option("select[name=khu_pho]", "kp1")
             page.fill("input[name=address_string]", "12 hẻm 45 Lê Lợi")
             page.click("#locate")  # the phone's position (granted to this context)
-            page.wait_for_function("document.querySelector('input[name=lat]').value !== ''")
+            wait_in_page(page, "document.querySelector('input[name=lat]').value !== ''")
             page.set_input_files("input[name=media]", str(photo))
             _shot(page, "resident-new-phone")
             page.click("#send")
@@ -95,8 +95,8 @@ def test_resident_files_operator_resolves_resident_follows_and_reopens(
             _shot(op, "reports-queue-phone")
             op.click(f"li.report[data-report='{report_id}'] a")
             op.wait_for_selector("#assign")
-            op.wait_for_function(
-                "document.querySelector('#photo') && document.querySelector('#photo').naturalWidth > 0"
+            wait_in_page(
+                op, "document.querySelector('#photo') && document.querySelector('#photo').naturalWidth > 0"
             )
             op.select_option("form[action$='/assign'] select[name=username]", "op1")
             op.click("#assign")
@@ -116,8 +116,8 @@ def test_resident_files_operator_resolves_resident_follows_and_reopens(
             # 3. The resident follows the report by code: the public timeline, no staff details.
             page.goto(f"{url}/phan-anh/theo-doi?ma={code.lower()}")
             page.wait_for_selector("#timeline")
-            page.wait_for_function(
-                "document.querySelector('#photo') && document.querySelector('#photo').naturalWidth > 0"
+            wait_in_page(
+                page, "document.querySelector('#photo') && document.querySelector('#photo').naturalWidth > 0"
             )
             kinds = [li.get_attribute("data-kind") for li in page.locator("#timeline li").all()]
             assert kinds == ["received", "routed", "resolved"], kinds
