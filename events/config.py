@@ -39,6 +39,16 @@ Point = tuple[float, float]
 RuleName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
 
 
+def check_polygon(value: list[Point]) -> list[Point]:
+    """A zone's polygon as configured, if it has an area and its edges do not cross."""
+    poly = as_polygon(value)
+    if polygon_area(poly) <= 0.0:
+        raise ValueError("polygon has no area")
+    if not polygon_is_simple(poly):
+        raise ValueError("polygon edges cross or touch each other")
+    return value
+
+
 def _check_timezone(name: str | None) -> str | None:
     if name is None:
         return None
@@ -192,12 +202,7 @@ class _ZoneRuleBase(_RuleBase):
     @field_validator("polygon")
     @classmethod
     def _polygon_valid(cls, value: list[Point]) -> list[Point]:
-        poly = as_polygon(value)
-        if polygon_area(poly) <= 0.0:
-            raise ValueError("polygon has no area")
-        if not polygon_is_simple(poly):
-            raise ValueError("polygon edges cross or touch each other")
-        return value
+        return check_polygon(value)
 
 
 class ZoneIntrusionConfig(_ZoneRuleBase):

@@ -31,19 +31,9 @@ from typing import Annotated, Self
 
 from pydantic import Field, field_validator, model_validator
 
-from events.config import Point, RuleName, TimeWindow
-from events.geometry import as_polygon, polygon_area, polygon_is_simple
+from events.config import Point, RuleName, TimeWindow, check_polygon
 from events.speed import CalibrationError, RoadPlane
 from ingest.config import ConfigModel
-
-
-def _simple_polygon(value: list[Point]) -> list[Point]:
-    poly = as_polygon(value)
-    if polygon_area(poly) <= 0.0:
-        raise ValueError("polygon has no area")
-    if not polygon_is_simple(poly):
-        raise ValueError("polygon edges cross or touch each other")
-    return value
 
 
 class CalibrationConfig(ConfigModel):
@@ -96,7 +86,7 @@ class LaneConfig(ConfigModel):
     @field_validator("polygon")
     @classmethod
     def _polygon_valid(cls, value: list[Point]) -> list[Point]:
-        return _simple_polygon(value)
+        return check_polygon(value)
 
     @field_validator("direction")
     @classmethod
@@ -116,7 +106,7 @@ class NoStoppingZoneConfig(ConfigModel):
     @field_validator("polygon")
     @classmethod
     def _polygon_valid(cls, value: list[Point]) -> list[Point]:
-        return _simple_polygon(value)
+        return check_polygon(value)
 
 
 class CameraTrafficConfig(ConfigModel):
