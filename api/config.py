@@ -16,10 +16,11 @@ from pydantic import Field, ValidationError, model_validator
 
 from api.auth.config import AuthConfig, KhuPhoConfig, WardConfig
 from api.reports.config import ReportsConfig
+from cluster.config import ClusterConfig
 from detectors.config import DetectorConfig
 from events.config import EventsConfig
 from events.publish.config import PublishConfig
-from events.storage.config import SqliteStoreConfig, StorageConfig
+from events.storage.config import PostgresStoreConfig, SqliteStoreConfig, StorageConfig
 from events.traffic_config import TrafficConfig
 from ingest.config import ConfigModel
 from pipeline.config import CameraConfig
@@ -71,6 +72,8 @@ class KhuphoConfig(ConfigModel):
     traffic: TrafficConfig = Field(default_factory=TrafficConfig)  # road segments for signage and apps
     publish: PublishConfig = Field(default_factory=PublishConfig)  # MQTT and webhooks
     cameras: dict[str, CameraConfig] = Field(min_length=1)
+    # Run the cameras on a Ray cluster (cluster/); null: everything in this process.
+    cluster: ClusterConfig | None = None
     # SIGTERM/SIGINT: how long cameras, the event writer and snapshot uploads get to finish.
     shutdown_timeout_s: float = Field(10.0, gt=0, le=600)
 
@@ -89,6 +92,12 @@ class KhuphoConfig(ConfigModel):
                 raise ValueError(f"cameras.{cam_id}.khu_pho: unknown khu phố {cam.khu_pho!r}")
             if any(len(p) < 3 for p in cam.privacy_masks):
                 raise ValueError(f"cameras.{cam_id}.privacy_masks: a polygon needs at least 3 points")
+        if self.cluster is not None:
+            # Every node writes events and media: both stores must be shared servers.
+            if not isinstance(self.storage.database, PostgresStoreConfig):
+                raise ValueError("cluster: needs storage.database.type: postgres (shared by every node)")
+            if getattr(self.storage.objects, "type", None) != "s3":
+                raise ValueError("cluster: needs storage.objects.type: s3 (shared by every node)")
         lanes = {
             f"{cam}/{lane}" for cam, names in self.traffic_lanes(enabled_only=False).items() for lane in names
         }

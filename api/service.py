@@ -103,7 +103,7 @@ class Service:
         snap = config.storage.snapshots
         model_path = resolve_model(model_flag, config.detector.model)
         redactor = (
-            _face_redactor(config, model_path.parent) if snap.enabled or config.reports.enabled else None
+            face_redactor(config, model_path.parent) if snap.enabled or config.reports.enabled else None
         )
         self.snapshots = (
             SnapshotWriter(
@@ -459,7 +459,7 @@ def open_security(config: KhuphoConfig, metrics: KhuphoMetrics) -> Security:
     )
 
 
-def _face_redactor(config: KhuphoConfig, beside: Path) -> FaceRedactor | None:
+def face_redactor(config: KhuphoConfig, beside: Path) -> FaceRedactor | None:
     """YuNet for snapshot redaction: ``privacy.face_model``, else the models folders, else beside the
     detector's model. A missing model stops start-up (``blur_faces: false`` runs without)."""
     if not config.privacy.blur_faces:

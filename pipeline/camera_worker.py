@@ -7,9 +7,12 @@ import functools
 import logging
 import threading
 import time
+from concurrent.futures import Future
 from typing import Protocol
 
-from detectors.batcher import InferenceBatcher
+import numpy as np
+import supervision as sv
+
 from events.lanes import CameraTraffic, TrafficReport
 from ingest.frame import Frame
 from ingest.privacy import PrivacyMask
@@ -31,6 +34,13 @@ class AnalysedHook(Protocol):
     def __call__(self, *, frame: Frame, result: StepResult) -> None: ...
 
 
+class DetectorQueue(Protocol):
+    """Where a camera's frames go for detection: the batcher shared by the process's cameras, or the
+    node's detector actor in cluster mode (``cluster/actors.py``)."""
+
+    def submit(self, source: str, image: np.ndarray) -> Future[sv.Detections]: ...
+
+
 class CameraWorker:
     """Runs one camera until ``stop()``."""
 
@@ -39,7 +49,7 @@ class CameraWorker:
         camera: str,
         config: CameraConfig,
         *,
-        batcher: InferenceBatcher,
+        batcher: DetectorQueue,
         sink: EventSink,
         observer: PipelineObserver,
         timezone: str,

@@ -36,8 +36,11 @@ class Heartbeat:
         os.replace(tmp, self.path)
 
 
-def end_interrupted(store: EventStore, last_alive: datetime | None) -> list[EventTransition]:
-    """End every event still open in ``store`` (the previous run stopped without ending them).
+def end_interrupted(
+    store: EventStore, last_alive: datetime | None, *, camera: str | None = None
+) -> list[EventTransition]:
+    """End every event still open in ``store`` (the previous run stopped without ending them), or only
+    ``camera``'s (cluster mode: its actor was lost).
 
     Each gets an ``end`` at the last time the previous run was known alive (never
     before the event's own start), with ``data.end_reason = "interrupted"``. Returns
@@ -45,6 +48,8 @@ def end_interrupted(store: EventStore, last_alive: datetime | None) -> list[Even
     """
     ends = []
     for event in store.open_events():
+        if camera is not None and event.camera != camera:
+            continue
         end_time = max(event.start_time, last_alive) if last_alive is not None else event.start_time
         ended = event.model_copy(
             update={

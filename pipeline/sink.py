@@ -55,7 +55,9 @@ class EventSink:
         observer: PipelineObserver,
         journal_dir: Path,
         max_queue: int = 1024,
+        batch_prefix: str | None = None,
     ) -> None:
+        """``batch_prefix`` starts every batch id (cluster mode: the camera and its lease epoch)."""
         self.store = store
         self.bus = bus
         self.snapshots = snapshots
@@ -65,7 +67,8 @@ class EventSink:
         self._rejected = journal_dir / "rejected.jsonl"
         self._lock = threading.Lock()  # the journal and the spilling flag
         self._spilling = self._journal.pending > 0  # batches left by the last run come first
-        self._run_id = secrets.token_hex(4)
+        run = secrets.token_hex(4)
+        self._run_id = run if batch_prefix is None else f"{batch_prefix}-{run}"
         self._seq = itertools.count(1)
         self._idle = threading.Condition(self._lock)
         self._writing: Batch | None = None  # the batch being stored now

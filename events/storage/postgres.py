@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime, tzinfo
-from typing import Any
+from typing import Any, Protocol
 
 import psycopg
 from psycopg.types.json import Jsonb
@@ -97,6 +97,13 @@ _JOINS = (
     " LEFT JOIN snapshots s ON s.event_id = e.id LEFT JOIN clips v ON v.event_id = e.id"
     " LEFT JOIN locks l ON l.event_id = e.id"
 )
+
+
+class BatchFence(Protocol):
+    """Checks, inside a batch's transaction, that its writer may still write; raises if not."""
+
+    def __call__(self, cursor: psycopg.Cursor[Any], /) -> None: ...
+
 
 _BACKOFF_MIN_S = 0.25
 _BACKOFF_MAX_S = 1.0  # the writer retries on its own schedule; this only spares other callers
@@ -268,6 +275,13 @@ class PostgresEventStore:
         return message
 
     @contextmanager
+    def transaction(self) -> Iterator[psycopg.Cursor[Any]]:
+        """A cursor in one transaction, for tables beside the events' (cluster leases); psycopg
+        failures become :class:`StorageError` naming the database."""
+        with self._connection() as conn, conn.transaction(), conn.cursor() as cur:
+            yield cur
+
+    @contextmanager
     def _connection(self) -> Iterator[psycopg.Connection[Any]]:
         """A connection, with every psycopg failure turned into StorageError naming the database."""
         with self._pool.lend() as conn:
@@ -345,12 +359,17 @@ class PostgresEventStore:
         traffic: Iterable[TrafficCount],
         *,
         batch_id: str | None = None,
+        fence: BatchFence | None = None,
     ) -> bool:
+        """``fence`` runs first inside the batch's transaction and raises to refuse the whole batch
+        (cluster mode: a camera's writer whose lease has moved to another node)."""
         rows = [_row(t) for t in transitions]  # validate before borrowing a connection
         counts = _traffic_rows(traffic)
         if not rows and not counts and batch_id is None:
             return True
         with self._connection() as conn, conn.transaction(), conn.cursor() as cur:
+            if fence is not None:
+                fence(cur)
             if batch_id is not None:
                 # ON CONFLICT: a second writer with the same batch waits for the first, then skips.
                 cur.execute(
