@@ -15,6 +15,8 @@ models_app = typer.Typer(no_args_is_help=True, help="Obtain, export and locate m
 app.add_typer(models_app, name="models")
 app.add_typer(users_app, name="users")
 app.add_typer(audit_app, name="audit")
+cluster_app = typer.Typer(no_args_is_help=True, help="A khupho cluster on Ray: its nodes and cameras.")
+app.add_typer(cluster_app, name="cluster")
 
 ModelOpt = Annotated[
     str | None,
@@ -202,8 +204,13 @@ def _serve(service_factory, duration: float | None) -> None:  # type: ignore[no-
         threading.Timer(duration, lambda: signal.raise_signal(signal.SIGINT)).start()
 
     def ready(url: str) -> None:
+        where = (
+            f"{len(service.workers)} camera(s)"
+            if service.cluster is None
+            else f"the cluster's cameras (Ray at {service.config.cluster.address})"
+        )
         typer.echo(
-            f"khupho is serving {len(service.workers)} camera(s) at {url}  "
+            f"khupho is serving {where} at {url}  "
             f"(console: {url}/login, API docs: {url}/docs after logging in)"
         )
         if service.config.reports.enabled:
@@ -288,6 +295,55 @@ def bench(
     )
     typer.echo(result["table"])
     typer.echo(f"wrote {out / 'bench.json'}, {out / 'bench.md'} and {out / 'bench.png'}")
+
+
+def _cluster_config(config: Path):  # type: ignore[no-untyped-def]
+    from api.config import ConfigError, load_config
+
+    try:
+        loaded = load_config(config)
+    except ConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    if loaded.cluster is None:
+        typer.echo(f"error: {config} has no cluster: section", err=True)
+        raise typer.Exit(2)
+    return loaded.cluster
+
+
+@cluster_app.command("status")
+def cluster_status_cmd(
+    config: Annotated[Path, typer.Option("--config", "-c", help="YAML configuration")] = Path("khupho.yaml"),
+    as_json: Annotated[bool, typer.Option("--json", help="the controller's whole status as JSON")] = False,
+) -> None:
+    """Nodes, cameras per node, capacity used, detector queue depths."""
+    import json
+
+    from cluster.client import cluster_status
+
+    status = cluster_status(_cluster_config(config))
+    if status is None:
+        typer.echo("no khupho controller runs in this cluster (start one with khupho run)", err=True)
+        raise typer.Exit(1)
+    if as_json:
+        typer.echo(json.dumps(status, indent=2, default=str))
+        return
+    from cluster.report_table import status_table
+
+    typer.echo(status_table(status))
+
+
+@cluster_app.command("stop")
+def cluster_stop_cmd(
+    config: Annotated[Path, typer.Option("--config", "-c", help="YAML configuration")] = Path("khupho.yaml"),
+) -> None:
+    """Stop every camera of the cluster (their open events end) and remove the controller."""
+    from cluster.client import stop_cluster
+
+    if not stop_cluster(_cluster_config(config)):
+        typer.echo("no khupho controller runs in this cluster", err=True)
+        raise typer.Exit(1)
+    typer.echo("cluster cameras stopped")
 
 
 def main() -> None:

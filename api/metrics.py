@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -230,6 +231,10 @@ class KhuphoMetrics:
     def watch_retention(self, totals: PurgeReport) -> None:
         self._watched.retention = totals
 
+    def watch_cluster(self, status: Callable[[], dict[str, Any] | None]) -> None:
+        """Cluster mode: per-node and per-camera numbers from the controller's last status."""
+        self._watched.cluster = status
+
     def watch_publisher(self, name: str, stats: Callable[[], object]) -> None:
         """An MQTT or webhook publisher: its integer counters by outcome, and whether it is connected."""
         self._watched.publishers[name] = stats
@@ -252,12 +257,17 @@ class _WatchCollector(Collector):
         self.clip_buffers: Callable[[], dict[str, int]] | None = None
         self.retention: PurgeReport | None = None
         self.publishers: dict[str, Callable[[], object]] = {}
+        self.cluster: Callable[[], dict[str, Any] | None] | None = None
 
     def describe(self) -> Iterable[Metric]:
         return []  # series appear once a component is watched
 
     def collect(self) -> Iterable[Metric]:
         ns = self.ns
+        if self.cluster is not None:
+            status = self.cluster()
+            if status is not None:
+                yield from _cluster_metrics(ns, status)
         if self.bus is not None:
             s = self.bus()
             yield CounterMetricFamily(
@@ -333,3 +343,59 @@ class _WatchCollector(Collector):
                         messages.add_metric([name, outcome], value)
             yield messages
             yield connected
+
+
+def _cluster_metrics(ns: str, status: dict[str, Any]) -> Iterable[Metric]:
+    """The controller's view, aggregated per node (cameras' counters summed on their node)."""
+    node_of = {n["id"]: n["address"] for n in status["nodes"]}
+    cameras = GaugeMetricFamily(f"{ns}_node_cameras", "Cameras placed on the node", labels=["node"])
+    capacity = GaugeMetricFamily(f"{ns}_node_capacity", "Cameras the node offers", labels=["node"])
+    queue = GaugeMetricFamily(
+        f"{ns}_node_detector_queue_depth", "Frames waiting for the node's detector", labels=["node"]
+    )
+    images = CounterMetricFamily(
+        f"{ns}_node_inference_images", "Pictures the node's detector ran", labels=["node"]
+    )
+    batches = CounterMetricFamily(
+        f"{ns}_node_inference_batches", "Detector calls on the node", labels=["node"]
+    )
+    seconds = CounterMetricFamily(
+        f"{ns}_node_inference_seconds", "Seconds the node's detector spent", labels=["node"]
+    )
+    analysed = CounterMetricFamily(
+        f"{ns}_node_frames_analysed",
+        "Frames analysed by the node's cameras (current actors)",
+        labels=["node"],
+    )
+    fps = GaugeMetricFamily(
+        f"{ns}_node_analysed_fps", "Frames per second the node's cameras analyse", labels=["node"]
+    )
+    for node in status["nodes"]:
+        label = [node["address"]]
+        cameras.add_metric(label, len(node["cameras"]))
+        capacity.add_metric(label, node["capacity"])
+        det = node.get("detector")
+        if det is not None:
+            queue.add_metric(label, det["queue_depth"])
+            images.add_metric(label, det["images"])
+            batches.add_metric(label, det["batches"])
+            seconds.add_metric(label, det["seconds"])
+    per_node: dict[str, list[dict[str, Any]]] = {}
+    camera_up = GaugeMetricFamily(
+        f"{ns}_cluster_camera_up", "1 when the camera's actor delivers frames", labels=["camera", "node"]
+    )
+    for cam in status["cameras"]:
+        report = cam.get("report")
+        node = node_of.get(cam["node"] or "", "none")
+        camera_up.add_metric([cam["id"], node], 1.0 if report and report["state"] == "online" else 0.0)
+        if report is not None:
+            per_node.setdefault(node, []).append(report)
+    for node, reports in per_node.items():
+        analysed.add_metric([node], sum(r["analysed"] for r in reports))
+        fps.add_metric([node], sum(r["analysed_fps"] for r in reports))
+    yield from (cameras, capacity, queue, images, batches, seconds, analysed, fps, camera_up)
+    yield GaugeMetricFamily(
+        f"{ns}_cluster_unplaced_cameras", "Cameras no node can take", len(status["unplaced"])
+    )
+    yield CounterMetricFamily(f"{ns}_cluster_rehomes", "Cameras placed again after a loss", status["rehomes"])
+    yield CounterMetricFamily(f"{ns}_cluster_moves", "Cameras moved to rebalance", status["moves"])

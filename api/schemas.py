@@ -30,6 +30,7 @@ class CameraStatus(BaseModel):
     height: int | None = None
     khu_pho: str = ""  # names from the configuration, e.g. "Khu phố 1"
     ward: str = ""
+    node: str | None = None  # cluster mode: the node whose actor analyses the camera
 
     @model_validator(mode="after")
     def _default_name(self) -> CameraStatus:

@@ -26,6 +26,7 @@ from api.config import KhuphoConfig
 from api.metrics import KhuphoMetrics
 from api.reports.install import default_desk
 from api.review.feeder import ReviewFeeder
+from cluster.client import ClusterWatch
 from detectors import open_detector
 from detectors.batcher import InferenceBatcher
 from events.congestion import TrafficBoard
@@ -86,6 +87,11 @@ class Service:
     def __init__(self, config: KhuphoConfig, model_flag: str | None = None) -> None:
         self.config = config
         self.metrics = KhuphoMetrics()
+        # Cluster mode: the cameras run in Ray actors placed by the cluster's controller; this process
+        # serves the API from the shared database (one of any number of replicas).
+        self.cluster = ClusterWatch(config) if config.cluster is not None else None
+        if self.cluster is not None:
+            self.metrics.watch_cluster(self.cluster.status)
         self.store = open_event_store(config.storage.database)
         self.objects = open_object_store(config.storage.objects)
         self.bus = EventBus()
@@ -139,10 +145,14 @@ class Service:
         self.sink = EventSink(
             self.store, self.bus, self.snapshots, observer=self.metrics, journal_dir=state_dir
         )
-        # What a crashed run left: its journal is stored first, then its open events end.
-        self.sink.replay_journal()
-        end_interrupted(self.store, self.heartbeat.last())
-        wants_clips = any(cam.enabled and cam.clips.enabled for cam in config.cameras.values())
+        if self.cluster is None:
+            # What a crashed run left: its journal is stored first, then its open events end. (In a
+            # cluster the controller does this per camera when it fences a lost actor off.)
+            self.sink.replay_journal()
+            end_interrupted(self.store, self.heartbeat.last())
+        wants_clips = self.cluster is None and any(
+            cam.enabled and cam.clips.enabled for cam in config.cameras.values()
+        )
         self.clips = ClipRecorder(upload=ClipToSpool(self.uploads)) if wants_clips else None
         if self.clips is not None:
             self.metrics.watch_clips(self.clips)
@@ -167,7 +177,7 @@ class Service:
         self.workers: dict[str, CameraWorker] = {}
         self.errors: dict[str, str] = {}
         for cam_id, cam in config.cameras.items():
-            if not cam.enabled:
+            if not cam.enabled or self.cluster is not None:
                 continue
             try:
                 self.workers[cam_id] = CameraWorker(
@@ -223,6 +233,8 @@ class Service:
         )
 
     def start(self) -> Service:
+        if self.cluster is not None:
+            self.cluster.start()  # joins the Ray cluster; creates the controller if none runs
         self.sink.start()
         self.uploads.start()
         self.retention.start()
@@ -252,6 +264,8 @@ class Service:
             return max(0.1, budget - (time.monotonic() - started))
 
         self._stop.set()
+        if self.cluster is not None:
+            self.cluster.close()  # the cameras keep running in the cluster
         self.retention.close(timeout=left())
         stoppers = [
             threading.Thread(target=w.stop, kwargs={"timeout": budget / 2}, name=f"stop-{c}", daemon=True)
@@ -294,6 +308,8 @@ class Service:
         return dets.xyxy[np.asarray(names) == "person"]
 
     def camera_statuses(self) -> list[dict[str, Any]]:
+        if self.cluster is not None:
+            return self._cluster_camera_statuses()
         out = []
         for cam_id, cam in self.config.cameras.items():
             worker = self.workers.get(cam_id)
@@ -328,6 +344,28 @@ class Service:
             )
         return out
 
+    def _cluster_camera_statuses(self) -> list[dict[str, Any]]:
+        status = self.cluster.status() if self.cluster is not None else None
+        by_id = {c["id"]: c for c in status["cameras"]} if status else {}
+        out = []
+        for cam_id, cam in self.config.cameras.items():
+            entry = by_id.get(cam_id)
+            report = entry["report"] if entry else None
+            out.append(
+                {
+                    "id": cam_id,
+                    "name": cam.name or cam_id,
+                    "state": "disabled" if not cam.enabled else (entry["state"] if entry else "unknown"),
+                    "node": entry["node"] if entry else None,
+                    "source_fps": report["source_fps"] if report else 0.0,
+                    "analysed_fps": report["analysed_fps"] if report else 0.0,
+                    "reconnects": report["reconnects"] if report else 0,
+                    "dropped_frames": report["dropped"] if report else 0,
+                    "last_error": (report or {}).get("last_error") or (entry or {}).get("last_error"),
+                }
+            )
+        return out
+
     def _poll(self) -> None:
         """Copy each camera's counters into the metrics once a second."""
         while not self._stop.wait(1.0):
@@ -340,7 +378,7 @@ class Service:
         """One reading of every camera's counters and the writer's state; the heartbeat."""
         metrics = self.metrics
         now = time.monotonic()
-        for cam_id, worker in self.workers.items():
+        for cam_id, worker in self.workers.items():  # none in cluster mode: see watch_cluster
             st, stats, c = worker.status(), worker.source.stats, self._counters[cam_id]
             c.decoded_rate.sample(now, stats.decoded)
             metrics.set_camera_fps(

@@ -112,6 +112,12 @@ class _Node:
     first_seen: float
     last_ok: float | None = None
     report: DetectorReport | None = None
+    # When one of its camera actors became unreachable: no camera is placed on the node until its
+    # detector answers again (the node may be dying; the engine takes longer to say so).
+    suspect_since: float | None = None
+
+    def ready(self) -> bool:
+        return self.last_ok is not None and (self.suspect_since is None or self.last_ok > self.suspect_since)
 
 
 class Controller:
@@ -133,6 +139,7 @@ class Controller:
         self.timezone = timezone
         self._cameras = {c.id: _Camera(c) for c in cameras}
         self._nodes: dict[str, _Node] = {}
+        self._lost: set[str] = set()  # nodes declared lost that the engine still lists
         self._lock = threading.Lock()
         self._pending: list[EventTransition] = []  # controller events the store has not taken yet
         self._batch_seq = itertools.count(1)
@@ -220,8 +227,13 @@ class Controller:
         self.last_round_s = time.perf_counter() - t0
 
     def _update_nodes(self, alive: dict[str, NodeInfo], answers: Poll, now: float) -> None:
+        self._lost &= set(alive)  # forgotten once the engine drops them too
         for node_id, info in alive.items():
             node = self._nodes.get(node_id)
+            if node is None and node_id in self._lost:
+                if node_id not in answers.detectors:
+                    continue  # lost, and the engine has not noticed yet: back only if its detector answers
+                self._lost.discard(node_id)
             if node is None:
                 node = self._nodes[node_id] = _Node(info, first_seen=now)
                 log.info("node %s (%s) joined with capacity %d", node_id[:12], info.address, info.capacity)
@@ -246,6 +258,7 @@ class Controller:
             silent = node.last_ok is not None and now - node.last_ok > self.config.rehome_after_s
             if gone or silent:
                 lost.add(node_id)
+                self._lost.add(node_id)
                 del self._nodes[node_id]
                 log.error(
                     "node %s (%s) lost (%s): its cameras move to the others",
@@ -278,6 +291,8 @@ class Controller:
             self.runtime.stop_camera(camera=cam_id, graceful=False)
             self._fence(cam, why)
             actor_failed = cam.node not in lost_nodes and cam_id in answers.dead
+            if actor_failed and cam.node in self._nodes:
+                self._nodes[cam.node].suspect_since = now
             cam.node, cam.moving_to, cam.report = None, None, None
             cam.last_error = why
             if actor_failed:
@@ -318,7 +333,7 @@ class Controller:
                 self._start(cam, dest, now)
 
     def _place(self, now: float) -> None:
-        ready = [NodeSpec(n.info.id, n.info.capacity) for n in self._nodes.values() if n.last_ok is not None]
+        ready = [NodeSpec(n.info.id, n.info.capacity) for n in self._nodes.values() if n.ready()]
         current = {c.spec.id: c.moving_to or c.node for c in self._cameras.values() if c.node is not None}
         waiting = {c.spec.id for c in self._cameras.values() if c.node is None and c.retry_at > now}
         moving = any(c.moving_to is not None for c in self._cameras.values())

@@ -1,0 +1,421 @@
+"""Cluster mode on a real local Ray cluster: a head and two worker nodes, real PostgreSQL and SeaweedFS,
+six replayed cameras; one worker node is killed by pid and its cameras run again on the other.
+
+Then a fresh node joins (the cluster rebalances onto it gracefully) and the other old node is
+killed: a rolling restart, one node at a time, never leaves a camera away longer than the bound.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+import yaml
+
+from api.demo import DEMO_CAMERAS, DEMO_KHU_PHO, DEMO_WARDS
+from tests.api.support import login
+from tests.conftest_pg import PgServer
+from tests.conftest_ray import RAY_HOST, RayNode, start_ray_head, start_ray_worker
+from tests.conftest_s3 import S3Server, free_ports
+
+pytestmark = pytest.mark.slow
+
+REHOME_BOUND_S = 30.0
+ADMIN_PASSWORD = "cluster-test-admin-0123"
+# Six cameras (demo clip, khu phố), two per khu phố: the controller spreads each over both nodes.
+CAMERAS = {
+    "intersection-a": ("intersection", "kp1"),
+    "intersection-b": ("intersection", "kp1"),
+    "plaza-a": ("plaza", "kp2"),
+    "plaza-b": ("plaza", "kp2"),
+    "street-a": ("street", "kp3"),
+    "street-b": ("street", "kp3"),
+}
+
+
+def _config(
+    tmp: Path, footage: Path, models: Path, pg: PgServer, dbname: str, s3: S3Server, ray: str, port: int
+):
+    cameras = {}
+    for cam_id, (demo, khu_pho) in CAMERAS.items():
+        spec = DEMO_CAMERAS[demo]
+        cameras[cam_id] = {
+            "name": cam_id,
+            "khu_pho": khu_pho,
+            "replay": {"path": str(footage / spec["clip"]), "analysis_fps": 2, "speed": 1, "loop": True},
+            "events": {"rules": spec["rules"]},
+        }
+    return {
+        "detector": {"model": str(models / "yolov8n-coco.onnx"), "imgsz": 320},
+        "storage": {
+            "database": {
+                "type": "postgres",
+                "host": pg.host,
+                "port": pg.port,
+                "dbname": dbname,
+                "user": pg.user,
+                "password": pg.password,
+            },
+            "objects": {
+                "type": "s3",
+                "endpoint": s3.endpoint,
+                "bucket": "khupho-cluster",
+                "access_key": s3.access_key,
+                "secret_key": s3.secret_key,
+                "secure": False,
+            },
+            "state_dir": str(tmp / "state"),
+        },
+        "privacy": {"face_model": str(models / "face_detection_yunet.onnx")},
+        "api": {"host": "127.0.0.1", "port": port},
+        "wards": DEMO_WARDS,
+        "khu_pho": DEMO_KHU_PHO,
+        "cameras": cameras,
+        "cluster": {
+            "address": ray,
+            "node_ip_address": RAY_HOST,
+            "rehome_after_s": 5,
+            "poll_interval_s": 1,
+            "max_moves_per_round": 2,
+        },
+    }
+
+
+def _khupho(*args: str, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    out = log.open("ab")
+    return subprocess.Popen(
+        [sys.executable, "-m", "api.cli", *args], stdout=out, stderr=subprocess.STDOUT, env=env
+    )
+
+
+DIAGNOSE: list[Any] = []  # called when a wait times out: what the cluster and the database hold
+
+
+def _wait(what: str, check: Any, timeout: float, every: float = 0.5) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            seen = "; ".join(str(d()) for d in DIAGNOSE)
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}: {seen}")
+        time.sleep(every)
+
+
+def _cameras(client: httpx.Client) -> dict[str, dict[str, Any]]:
+    r = client.get("/cameras")
+    assert r.status_code == 200, r.text
+    return {c["id"]: c for c in r.json()}
+
+
+def _all_online(client: httpx.Client, nodes: set[str] | None = None) -> dict[str, dict[str, Any]] | None:
+    cams = _cameras(client)
+    ok = all(c["state"] == "online" and c["node"] for c in cams.values())
+    if ok and nodes is not None:
+        ok = all(c["node"] in nodes for c in cams.values())
+    return cams if ok else None
+
+
+def _events(conn: psycopg.Connection) -> list[dict[str, Any]]:
+    rows = conn.execute(
+        "SELECT id, camera, type, start_us, end_us, active, data FROM events ORDER BY start_us"
+    ).fetchall()
+    keys = ("id", "camera", "type", "start", "end", "active", "data")
+    return [
+        dict(zip(keys, (*r[:3], r[3] / 1e6, None if r[4] is None else r[4] / 1e6, *r[5:]), strict=True))
+        for r in rows
+    ]
+
+
+def test_cluster_rehomes_cameras_of_a_killed_node(
+    tmp_path: Path, footage_dir: Path, models_dir: Path, postgres: PgServer, seaweedfs: S3Server
+) -> None:
+    dbname = f"cluster_{os.getpid()}_{int(time.time())}"
+    with postgres.connect() as admin:
+        admin.autocommit = True
+        admin.execute(f"CREATE DATABASE {dbname}")
+    ray_root = Path("/tmp") / f"khupho-ray-{os.getpid()}-{int(time.time())}"  # short: socket paths
+    ray_root.mkdir()
+    nodes: list[RayNode] = []
+    procs: list[subprocess.Popen[bytes]] = []
+    (port,) = free_ports(1)
+    env = dict(os.environ, KHUPHO_ADMIN_PASSWORD=ADMIN_PASSWORD, PYTHONPATH=str(Path.cwd()))
+    try:
+        head, address = start_ray_head(ray_root)
+        nodes.append(head)
+        first = start_ray_worker(ray_root, address, "w1", cameras=6)
+        second = start_ray_worker(ray_root, address, "w2", cameras=6)
+        nodes += [first, second]
+        cfg = tmp_path / "khupho.yaml"
+        cfg.write_text(
+            yaml.safe_dump(
+                _config(tmp_path, footage_dir, models_dir, postgres, dbname, seaweedfs, address, port),
+                allow_unicode=True,
+            )
+        )
+        procs.append(_khupho("run", "--config", str(cfg), env=env, log=tmp_path / "run.log"))
+        url = f"http://127.0.0.1:{port}"
+        with (
+            httpx.Client(base_url=url, timeout=10) as client,
+            psycopg.connect(
+                host=postgres.host, port=postgres.port, dbname=dbname, user=postgres.user,
+                password=postgres.password, autocommit=True,
+            ) as db,
+        ):  # fmt: skip
+
+            def up() -> bool:
+                try:
+                    return client.get("/healthz").status_code == 200
+                except httpx.HTTPError:
+                    return procs[0].poll() is not None
+
+            _wait("the API", up, 90)
+            assert procs[0].poll() is None, (tmp_path / "run.log").read_text()[-3000:]
+            login(client, "admin", ADMIN_PASSWORD)
+            DIAGNOSE[:] = [
+                lambda: _cameras(client),
+                lambda: db.execute(
+                    "SELECT camera, type, count(*), max(start_us) FROM events GROUP BY camera, type"
+                ).fetchall(),
+            ]
+
+            # 1. Every camera placed, analysed, its events stored; a khu phố spread over both nodes.
+            cams = _wait("six cameras online", lambda: _all_online(client), 120)
+            by_node: dict[str, list[str]] = defaultdict(list)
+            for cam in cams.values():
+                by_node[cam["node"]].append(cam["id"])
+            assert len(by_node) == 2 and sorted(len(v) for v in by_node.values()) == [3, 3], by_node
+            for kp_cams in (
+                ("intersection-a", "intersection-b"),
+                ("plaza-a", "plaza-b"),
+                ("street-a", "street-b"),
+            ):
+                assert cams[kp_cams[0]]["node"] != cams[kp_cams[1]]["node"], "a khu phố on one node"
+
+            def stored_everywhere() -> bool:
+                rows = db.execute(
+                    "SELECT camera, count(*) FROM events WHERE type NOT LIKE 'camera_%%' GROUP BY camera"
+                ).fetchall()
+                return len(rows) == len(CAMERAS)
+
+            _wait("events from every camera", stored_everywhere, 120)
+
+            # 2. Kill the node holding intersection-a: its raylet, agents and actor processes, by pid.
+            status = _status(env, cfg, tmp_path)
+            victim_id = cams["intersection-a"]["node"]
+            victim_addr = next(n["address"] for n in status["nodes"] if n["id"] == victim_id)
+            victim = next(n for n in (first, second) if _owns(n, victim_addr))
+            survivor = second if victim is first else first
+            moved = sorted(c for c, v in cams.items() if v["node"] == victim_id)
+            stayed = sorted(set(CAMERAS) - set(moved))
+            killed_pids = victim.kill()
+            killed_at = time.time()
+            assert killed_pids, "the node had no processes to kill"
+
+            cams = _wait(
+                "the lost node's cameras running elsewhere",
+                lambda: _all_online(client, nodes={c["node"] for c in cams.values()} - {victim_id}),
+                REHOME_BOUND_S + 15,
+            )
+            rehomed_in = time.time() - killed_at
+            assert rehomed_in <= REHOME_BOUND_S, f"re-homed in {rehomed_in:.1f} s"
+
+            # 3. The feed shows each moved camera going offline and coming back; the others never did.
+            def pairs() -> dict[str, set[str]]:
+                got: dict[str, set[str]] = defaultdict(set)
+                for e in _events(db):
+                    recent = e["type"] in ("camera_offline", "camera_online") and e["start"] >= killed_at - 1
+                    if recent and (e["type"] == "camera_online" or not e["active"]):
+                        got[e["camera"]].add(e["type"])
+                return got
+
+            got = _wait(
+                "camera_offline/camera_online pairs",
+                lambda: (
+                    (p := pairs()) and all(p[c] == {"camera_offline", "camera_online"} for c in moved) and p
+                ),
+                20,
+            )
+            assert not set(got) & set(stayed), f"cameras that never moved went offline: {got}"
+            online_at = {}
+            for e in _events(db):
+                if e["type"] == "camera_offline" and e["camera"] in moved and e["start"] >= killed_at - 1:
+                    assert e["end"] - killed_at <= REHOME_BOUND_S, e
+                    online_at[e["camera"]] = e["end"]
+
+            # 4. Nothing doubled: the old actors' batches all landed before their cameras were fenced
+            # (lease epoch raised), every event they left open ended at or before the hand-over, and
+            # every later event of the camera starts after it. Counts equal stored crossings.
+            leases = {
+                r[0]: (r[1], r[2] / 1e6)
+                for r in db.execute("SELECT camera, epoch, since_us FROM cluster_leases")
+            }
+            for cam in moved:
+                epoch, since = leases[cam]
+                late = db.execute(
+                    "SELECT batch_id, applied_us FROM applied_batches"
+                    " WHERE batch_id LIKE %s AND batch_id NOT LIKE %s AND applied_us > %s",
+                    (f"{cam}@%", f"{cam}@{epoch}-%", int(since * 1e6)),
+                ).fetchall()
+                assert not late, f"{cam}: batches of an old epoch stored after the hand-over: {late}"
+                for e in _events(db):
+                    if e["camera"] != cam or e["type"].startswith("camera_"):
+                        continue
+                    if e["start"] < killed_at:
+                        assert e["end"] is not None and e["end"] <= online_at[cam] + 1, e
+                    else:
+                        assert e["start"] >= killed_at, e
+            interrupted = [
+                e
+                for e in _events(db)
+                if e["data"].get("end_reason") == "interrupted" and e["camera"] in stayed
+            ]
+            assert not interrupted, f"events of cameras that never moved were cut: {interrupted}"
+            _assert_counts_match_crossings(db)
+
+            # The moved cameras work on their new node: new events, stored.
+            def analysed_again() -> bool:
+                return all(
+                    db.execute(
+                        "SELECT count(*) FROM events"
+                        " WHERE camera = %s AND start_us > %s AND type NOT LIKE 'camera_%%'",
+                        (cam, int(online_at[cam] * 1e6)),
+                    ).fetchone()[0]
+                    > 0
+                    for cam in moved
+                )
+
+            _wait("events from the moved cameras on their new node", analysed_again, 90)
+
+            # 5. Operations: the CLI and /metrics show one node holding all six cameras.
+            text = subprocess.run(
+                [sys.executable, "-m", "api.cli", "cluster", "status", "--config", str(cfg)],
+                env=env, capture_output=True, text=True, timeout=60,
+            )  # fmt: skip
+            assert text.returncode == 0, text.stderr
+            assert "6 cameras, 0 unplaced" in text.stdout and f"{len(moved)} re-homed" in text.stdout, (
+                text.stdout
+            )
+            metrics = client.get("/metrics").text
+            assert f'khupho_node_cameras{{node="{_address_of(status, survivor)}"}} 6.0' in metrics, metrics[
+                :3000
+            ]
+
+            # 6. Rolling restart: a new node joins, cameras move onto it gracefully (no offline event),
+            # then the other old node goes; no camera is away longer than the bound at any step.
+            third = start_ray_worker(ray_root, address, "w3", cameras=6)
+            nodes.append(third)
+            before_join = time.time()
+            away = _Watch()
+            _wait(
+                "cameras rebalanced onto the new node",
+                lambda: away.sample(client) and len({c["node"] for c in _cameras(client).values()}) == 2
+                and _all_online(client),
+                90, every=1.0,
+            )  # fmt: skip
+            graceful = [e for e in _events(db) if e["type"] == "camera_offline" and e["start"] >= before_join]
+            assert not graceful, f"a graceful move raised camera_offline: {graceful}"
+            survivor.kill()
+
+            def on_one_node() -> bool:
+                return bool(_all_online(client)) and len({c["node"] for c in _cameras(client).values()}) == 1
+
+            _wait(
+                "every camera on the new node",
+                lambda: away.sample(client) and on_one_node(),
+                REHOME_BOUND_S + 15,
+                every=1.0,
+            )
+            assert away.longest() <= REHOME_BOUND_S, f"a camera was away {away.longest():.1f} s"
+            _assert_counts_match_crossings(db)
+
+            # 7. Stop: every camera ends its open events.
+            stopped = subprocess.run(
+                [sys.executable, "-m", "api.cli", "cluster", "stop", "--config", str(cfg)],
+                env=env, capture_output=True, text=True, timeout=90,
+            )  # fmt: skip
+            assert stopped.returncode == 0, stopped.stderr
+            still_open = db.execute("SELECT camera, type FROM events WHERE active").fetchall()
+            assert not still_open, still_open
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(20)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+        for node in reversed(nodes):
+            node.kill()
+
+
+class _Watch:
+    """How long each camera has been away (not online) at most, sampled about once a second."""
+
+    def __init__(self) -> None:
+        self.since: dict[str, float] = {}
+        self.worst = 0.0
+
+    def sample(self, client: httpx.Client) -> bool:
+        now = time.monotonic()
+        for cam_id, cam in _cameras(client).items():
+            if cam["state"] == "online":
+                self.since.pop(cam_id, None)
+            else:
+                start = self.since.setdefault(cam_id, now)
+                self.worst = max(self.worst, now - start)
+        return True
+
+    def longest(self) -> float:
+        return self.worst
+
+
+def _assert_counts_match_crossings(db: psycopg.Connection) -> None:
+    crossings = dict(
+        db.execute(
+            "SELECT camera, count(*) FROM events WHERE type = 'line_crossing' GROUP BY camera"
+        ).fetchall()
+    )
+    counts = dict(db.execute("SELECT camera, sum(count) FROM traffic GROUP BY camera").fetchall())
+    assert crossings, "no crossing stored"
+    assert {k: int(v) for k, v in counts.items()} == crossings
+
+
+def _status(env: dict[str, str], cfg: Path, tmp: Path) -> dict[str, Any]:
+    import json
+
+    done = subprocess.run(
+        [sys.executable, "-m", "api.cli", "cluster", "status", "--json", "--config", str(cfg)],
+        env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def _owns(node: RayNode, address: str) -> bool:
+    """Whether ``address`` (host:node manager port) is this node's raylet."""
+    port = address.rsplit(":", 1)[1]
+    return any(f"--node_manager_port={port}" in " ".join(_cmdline(pid)) for pid in node.pids())
+
+
+def _address_of(status: dict[str, Any], node: RayNode) -> str:
+    return next(n["address"] for n in status["nodes"] if _owns(node, n["address"]))
+
+
+def _cmdline(pid: int) -> list[str]:
+    import psutil
+
+    try:
+        return psutil.Process(pid).cmdline()
+    except psutil.NoSuchProcess:
+        return []
