@@ -161,6 +161,8 @@ class Service:
         self.traffic_board = TrafficBoard(config.traffic, lanes, tz) if lanes else None
         if self.traffic_board is not None:
             self.traffic_board.watch(self.bus)
+            if self.cluster is not None:  # lane states come from the cluster's camera actors
+                self.cluster.on_traffic = self.traffic_board.report
         self.publishers: list[MqttPublisher | WebhookSender] = []
         if config.publish.mqtt is not None:
             self.publishers.append(MqttPublisher(config.publish.mqtt, self.bus, self.traffic_board))

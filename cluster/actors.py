@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ from cluster.leases import FencedStore, batch_prefix
 from cluster.reports import CameraReport, DetectorReport
 from detectors import open_detector
 from detectors.batcher import InferenceBatcher
-from events.lanes import CameraTraffic
+from events.lanes import CameraTraffic, LaneLive, LaneMinute, TrafficOutput
 from events.model import EventTransition
 from events.storage import EventBus, SnapshotWriter, open_object_store
 from events.storage.config import PostgresStoreConfig
@@ -36,6 +37,7 @@ from pipeline.clips import ClipRecorder
 
 log = logging.getLogger(__name__)
 
+LANE_MINUTES_KEPT = 120  # lane minutes held for the controller's next report (it asks every second)
 CAMERA_DB_CONNECTIONS = 2  # the writer and the spool's media links; the API has its own pool
 
 
@@ -193,6 +195,9 @@ class CameraHost:
             if cam.traffic is not None
             else None
         )
+        self._lanes_lock = threading.Lock()
+        self._lanes_live: list[LaneLive] = []
+        self._lanes_minutes: deque[LaneMinute] = deque(maxlen=LANE_MINUTES_KEPT)
         self.worker = CameraWorker(
             camera,
             cam,
@@ -202,6 +207,7 @@ class CameraHost:
             timezone=config.events.timezone,
             clips=self.clips,
             traffic=traffic,
+            on_traffic=self._keep_lanes if traffic is not None else None,
         )
         self.started = time.time()
 
@@ -215,8 +221,18 @@ class CameraHost:
         self.worker.start()
         log.info("camera %r running on node %s (epoch %d)", self.camera, self.node[:12], self.epoch)
 
+    def _keep_lanes(self, *, camera: str, output: TrafficOutput) -> None:
+        with self._lanes_lock:
+            if output.live:
+                self._lanes_live = list(output.live)
+            self._lanes_minutes.extend(output.minutes)
+
     def report(self) -> CameraReport:
         st = self.worker.status()
+        with self._lanes_lock:
+            live, self._lanes_live = tuple(self._lanes_live), []
+            minutes = tuple(self._lanes_minutes)
+            self._lanes_minutes.clear()
         return CameraReport(
             camera=self.camera,
             node=self.node,
@@ -231,6 +247,8 @@ class CameraHost:
             stored_batches=self.sink.stored_batches,
             backlog=self.sink.backlog,
             last_error=st.last_error,
+            lanes_live=live,
+            lanes_minutes=minutes,
         )
 
     def stop(self, timeout: float = 8.0) -> bool:

@@ -18,6 +18,7 @@ from typing import Any
 
 from api.config import KhuphoConfig
 from cluster.config import ClusterConfig
+from events.lanes import TrafficOutput, TrafficReport
 
 log = logging.getLogger(__name__)
 
@@ -134,6 +135,9 @@ class ClusterWatch:
         assert config.cluster is not None
         self.config = config
         self.controller: Any = None
+        # The traffic board of this API process (signage, /public/traffic): fed the cluster's lanes.
+        self.on_traffic: TrafficReport | None = None
+        self._minutes_seen: dict[str, Any] = {}  # "camera/lane" -> the last minute handed over
         self._status: dict[str, Any] | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="cluster-watch", daemon=True)
@@ -153,6 +157,7 @@ class ClusterWatch:
             t0 = time.monotonic()
             try:
                 self._status = ray.get(self.controller.status.remote(), timeout=5.0)
+                self._relay_traffic(self._status.get("traffic", {}))
             except Exception as exc:  # the controller restarting, the head busy: keep the last view
                 log.warning("cluster status unavailable: %s", exc)
                 try:
@@ -160,6 +165,19 @@ class ClusterWatch:
                 except Exception as again:
                     log.warning("cluster controller unreachable: %s", again)
             self._stop.wait(max(0.0, 1.0 - (time.monotonic() - t0)))
+
+    def _relay_traffic(self, traffic: dict[str, dict[str, list[Any]]]) -> None:
+        if self.on_traffic is None:
+            return
+        for camera, lanes in traffic.items():
+            minutes = []
+            for minute in lanes["minutes"]:
+                key = f"{camera}/{minute.lane}"
+                if key not in self._minutes_seen or minute.minute > self._minutes_seen[key]:
+                    self._minutes_seen[key] = minute.minute
+                    minutes.append(minute)
+            if minutes or lanes["live"]:
+                self.on_traffic(camera=camera, output=TrafficOutput([], [], minutes, lanes["live"]))
 
     def close(self) -> None:
         self._stop.set()

@@ -32,6 +32,7 @@ import logging
 import secrets
 import threading
 import time
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -53,7 +54,11 @@ log = logging.getLogger(__name__)
 START_TIMEOUT_S = 120.0  # a camera actor that never answers (cannot start) is retried after this
 RETRY_INITIAL_S = 2.0
 RETRY_MAX_S = 60.0
+LANE_MINUTES_KEPT = 60  # recent lane minutes per camera, for API processes that (re)start
 STOP_TIMEOUT_S = 10.0  # a graceful move waits this long for the old actor to end its events
+# At a cold start, nodes whose detector is still loading are waited for this long, so the first
+# placement is already spread instead of filling the first ready node and then rebalancing.
+JOIN_GRACE_S = 30.0
 
 
 @dataclass(slots=True)
@@ -104,6 +109,7 @@ class _Camera:
     retry_delay: float = RETRY_INITIAL_S
     last_error: str | None = None
     health: CameraHealthEvents | None = None  # open camera_offline after a loss
+    lanes_minutes: deque[Any] = field(default_factory=lambda: deque(maxlen=LANE_MINUTES_KEPT))
 
 
 @dataclass(slots=True)
@@ -150,6 +156,7 @@ class Controller:
         self.last_round_s = 0.0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._first_round: float | None = None
         self._recover()
 
     # -- lifecycle -------------------------------------------------------------------------------------
@@ -249,6 +256,7 @@ class Controller:
             if cam is None or report.epoch != cam.epoch:
                 continue  # an answer from an actor already replaced
             cam.last_ok, cam.last_ok_wall, cam.report = now, time.time(), report
+            cam.lanes_minutes.extend(report.lanes_minutes)
             cam.retry_delay = RETRY_INITIAL_S
 
     def _lost_nodes(self, alive: dict[str, NodeInfo], now: float) -> set[str]:
@@ -333,6 +341,11 @@ class Controller:
                 self._start(cam, dest, now)
 
     def _place(self, now: float) -> None:
+        if self._first_round is None:
+            self._first_round = now
+        loading = any(n.last_ok is None and now - n.first_seen < JOIN_GRACE_S for n in self._nodes.values())
+        if loading and now - self._first_round < JOIN_GRACE_S:
+            return
         ready = [NodeSpec(n.info.id, n.info.capacity) for n in self._nodes.values() if n.ready()]
         current = {c.spec.id: c.moving_to or c.node for c in self._cameras.values() if c.node is not None}
         waiting = {c.spec.id for c in self._cameras.values() if c.node is None and c.retry_at > now}
@@ -430,7 +443,20 @@ class Controller:
                         "last_error": cam.last_error,
                     }
                 )
+            fresh = 2 * self.config.poll_interval_s + 0.5
+            traffic = {
+                cam.spec.id: {
+                    # Lane states only while the camera answers: a silent camera's lanes go stale.
+                    "live": list(cam.report.lanes_live)
+                    if cam.report is not None and cam.last_ok is not None and now - cam.last_ok <= fresh
+                    else [],
+                    "minutes": list(cam.lanes_minutes),
+                }
+                for cam in self._cameras.values()
+                if cam.lanes_minutes or (cam.report is not None and cam.report.lanes_live)
+            }
             return {
+                "traffic": traffic,
                 "nodes": nodes,
                 "cameras": cameras,
                 "unplaced": [c["id"] for c in cameras if c["node"] is None],

@@ -45,6 +45,12 @@ class CameraReport:
     stored_batches: int
     backlog: int
     last_error: str | None = None
+    # Traffic cameras: lane states of the last analysed frame, and lane minutes closed since the last
+    # report (the API processes' traffic boards are fed from these: signage and /public/traffic).
+    lanes_live: tuple[Any, ...] = ()
+    lanes_minutes: tuple[Any, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(self)
+        del out["lanes_live"], out["lanes_minutes"]  # carried apart, in the status's "traffic"
+        return out

@@ -28,6 +28,7 @@ def test_cameras(client: TestClient) -> None:
         "height": None,
         "khu_pho": "Khu phố 1",
         "ward": "Phường Bến Nghé",
+        "node": None,  # cluster mode only
     }
     cam2 = client.get("/cameras/cam2").json()
     assert (

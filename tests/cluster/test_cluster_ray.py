@@ -1,5 +1,6 @@
 """Cluster mode on a real local Ray cluster: a head and two worker nodes, real PostgreSQL and SeaweedFS,
-six replayed cameras; one worker node is killed by pid and its cameras run again on the other.
+seven replayed cameras (one a traffic camera); one worker node is killed by pid and its cameras run
+again on the other.
 
 Then a fresh node joins (the cluster rebalances onto it gracefully) and the other old node is
 killed: a rolling restart, one node at a time, never leaves a camera away longer than the bound.
@@ -40,6 +41,15 @@ CAMERAS = {
     "street-a": ("street", "kp3"),
     "street-b": ("street", "kp3"),
 }
+# And a traffic camera: its lane states reach the API's traffic board (signage) from its actor.
+PARKING_TRAFFIC = {
+    "calibration": {
+        "image": [[0, 0], [768, 0], [768, 432], [0, 432]],
+        "road": [[0, 0], [40, 0], [40, 22], [0, 22]],
+    },
+    "lanes": [{"name": "lot", "polygon": [[0, 0], [768, 0], [768, 432], [0, 432]], "free_flow_kmh": 20}],
+}
+CAPACITY = 8  # per worker node: one node can take all seven cameras
 
 
 def _config(
@@ -54,7 +64,13 @@ def _config(
             "replay": {"path": str(footage / spec["clip"]), "analysis_fps": 2, "speed": 1, "loop": True},
             "events": {"rules": spec["rules"]},
         }
+    cameras["parking"] = {
+        "khu_pho": "kp3",
+        "replay": {"path": str(footage / "parking_lot_overhead_768x432_h264.mp4"), "analysis_fps": 2},
+        "traffic": PARKING_TRAFFIC,
+    }
     return {
+        "traffic": {"segments": [{"id": "lot", "name": "Bãi đỗ xe", "lanes": ["parking/lot"]}]},
         "detector": {"model": str(models / "yolov8n-coco.onnx"), "imgsz": 320},
         "storage": {
             "database": {
@@ -153,8 +169,8 @@ def test_cluster_rehomes_cameras_of_a_killed_node(
     try:
         head, address = start_ray_head(ray_root)
         nodes.append(head)
-        first = start_ray_worker(ray_root, address, "w1", cameras=6)
-        second = start_ray_worker(ray_root, address, "w2", cameras=6)
+        first = start_ray_worker(ray_root, address, "w1", cameras=CAPACITY)
+        second = start_ray_worker(ray_root, address, "w2", cameras=CAPACITY)
         nodes += [first, second]
         cfg = tmp_path / "khupho.yaml"
         cfg.write_text(
@@ -190,11 +206,11 @@ def test_cluster_rehomes_cameras_of_a_killed_node(
             ]
 
             # 1. Every camera placed, analysed, its events stored; a khu phố spread over both nodes.
-            cams = _wait("six cameras online", lambda: _all_online(client), 120)
+            cams = _wait("seven cameras online", lambda: _all_online(client), 120)
             by_node: dict[str, list[str]] = defaultdict(list)
             for cam in cams.values():
                 by_node[cam["node"]].append(cam["id"])
-            assert len(by_node) == 2 and sorted(len(v) for v in by_node.values()) == [3, 3], by_node
+            assert len(by_node) == 2 and sorted(len(v) for v in by_node.values()) == [3, 4], by_node
             for kp_cams in (
                 ("intersection-a", "intersection-b"),
                 ("plaza-a", "plaza-b"),
@@ -206,7 +222,7 @@ def test_cluster_rehomes_cameras_of_a_killed_node(
                 rows = db.execute(
                     "SELECT camera, count(*) FROM events WHERE type NOT LIKE 'camera_%%' GROUP BY camera"
                 ).fetchall()
-                return len(rows) == len(CAMERAS)
+                return len(rows) >= len(CAMERAS)
 
             _wait("events from every camera", stored_everywhere, 120)
 
@@ -229,6 +245,7 @@ def test_cluster_rehomes_cameras_of_a_killed_node(
             )
             rehomed_in = time.time() - killed_at
             assert rehomed_in <= REHOME_BOUND_S, f"re-homed in {rehomed_in:.1f} s"
+            print(f"cameras {moved} online on the other node {rehomed_in:.1f} s after the kill")
 
             # 3. The feed shows each moved camera going offline and coming back; the others never did.
             def pairs() -> dict[str, set[str]]:
@@ -293,27 +310,34 @@ def test_cluster_rehomes_cameras_of_a_killed_node(
                     ).fetchone()[0]
                     > 0
                     for cam in moved
+                    if cam in CAMERAS  # the traffic camera raises no event of its own on this clip
                 )
 
             _wait("events from the moved cameras on their new node", analysed_again, 90)
 
-            # 5. Operations: the CLI and /metrics show one node holding all six cameras.
+            # 5. Operations: the CLI and /metrics show one node holding all seven cameras.
             text = subprocess.run(
                 [sys.executable, "-m", "api.cli", "cluster", "status", "--config", str(cfg)],
                 env=env, capture_output=True, text=True, timeout=60,
             )  # fmt: skip
             assert text.returncode == 0, text.stderr
-            assert "6 cameras, 0 unplaced" in text.stdout and f"{len(moved)} re-homed" in text.stdout, (
+            assert "7 cameras, 0 unplaced" in text.stdout and f"{len(moved)} re-homed" in text.stdout, (
                 text.stdout
             )
             metrics = client.get("/metrics").text
-            assert f'khupho_node_cameras{{node="{_address_of(status, survivor)}"}} 6.0' in metrics, metrics[
-                :3000
-            ]
+            survivor_cameras = f'khupho_node_cameras{{node="{_address_of(status, survivor)}"}} 7.0'
+            assert survivor_cameras in metrics, metrics[:3000]
+
+            # The traffic camera's lanes, analysed in its actor, give the public page a level.
+            def lot() -> dict[str, Any]:
+                public = httpx.get(f"{url}/public/traffic", timeout=10).json()  # no login: public
+                return next(s for s in public["segments"] if s["id"] == "lot")
+
+            _wait("a traffic level for the parking segment", lambda: lot()["level"] != "unknown", 30)
 
             # 6. Rolling restart: a new node joins, cameras move onto it gracefully (no offline event),
             # then the other old node goes; no camera is away longer than the bound at any step.
-            third = start_ray_worker(ray_root, address, "w3", cameras=6)
+            third = start_ray_worker(ray_root, address, "w3", cameras=CAPACITY)
             nodes.append(third)
             before_join = time.time()
             away = _Watch()
@@ -337,6 +361,7 @@ def test_cluster_rehomes_cameras_of_a_killed_node(
                 every=1.0,
             )
             assert away.longest() <= REHOME_BOUND_S, f"a camera was away {away.longest():.1f} s"
+            print(f"rolling restart: longest a camera was not online {away.longest():.1f} s")
             _assert_counts_match_crossings(db)
 
             # 7. Stop: every camera ends its open events.

@@ -68,7 +68,9 @@ def test_a_version_1_schema_is_upgraded_in_place(postgres: PgServer, schema: str
     store.apply(_start(0))
     store.close()
     with postgres.connect() as conn:  # back to version 1: no clips, no locks
-        conn.execute(f"DROP TABLE {schema}.clips, {schema}.locks, {schema}.applied_batches")
+        conn.execute(
+            f"DROP TABLE {schema}.clips, {schema}.locks, {schema}.applied_batches, {schema}.cluster_leases"
+        )
         conn.execute(f"DROP INDEX {schema}.events_by_end")
         conn.execute(f"DELETE FROM {schema}.schema_migrations WHERE version > 1")
     upgraded = PostgresEventStore(**postgres.store_options(), schema=schema)  # type: ignore[arg-type]
