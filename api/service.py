@@ -21,7 +21,8 @@ import uvicorn
 
 from api.app import create_app
 from api.auth import ScopeIndex
-from api.auth.security import Security, security_db_path
+from api.auth.db import open_security_db
+from api.auth.security import Security
 from api.config import KhuphoConfig
 from api.metrics import KhuphoMetrics
 from api.reports.install import default_desk
@@ -37,6 +38,7 @@ from events.redaction import FaceRedactor
 from events.storage import EventBus, SnapshotWriter, open_event_store, open_object_store
 from events.storage.retention import RetentionJob
 from events.storage.spool import UploadSpool, link_to_store
+from events.storage.store import EventStore
 from ingest.status import RateMeter
 from models import resolve_model
 from models.resolve import model_dirs
@@ -204,7 +206,7 @@ class Service:
         self._stop = threading.Event()
         self.server: uvicorn.Server | None = None
         self._poller = threading.Thread(target=self._poll, name="metrics-poller", daemon=True)
-        self.security = open_security(config, self.metrics)
+        self.security = open_security(config, self.metrics, self.store)
         # Printed once by the CLI on the first start; never logged, never stored in clear.
         self.first_admin_password = self.security.ensure_admin()
         self.review_feeder = ReviewFeeder(self.bus, self.security.review)
@@ -478,15 +480,16 @@ class _Server(uvicorn.Server):
         yield
 
 
-def open_security(config: KhuphoConfig, metrics: KhuphoMetrics) -> Security:
-    """Accounts, audit and review tables in the event database, scoped by the configured places."""
+def open_security(config: KhuphoConfig, metrics: KhuphoMetrics, store: EventStore) -> Security:
+    """Accounts, audit and review tables in the event database (``store``'s), scoped by the configured
+    places."""
     severities = {
         (cam_id, rule.name): rule.severity
         for cam_id, cam in config.cameras.items()
         for rule in cam.events.rules
     }
     return Security.open(
-        security_db_path(config.storage),
+        open_security_db(config.storage.database, store),
         ScopeIndex(
             wards=config.wards,
             khu_pho=config.khu_pho,

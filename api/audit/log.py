@@ -1,10 +1,13 @@
-"""Append-only, tamper-evident audit log in the service's SQLite database.
+"""Append-only, tamper-evident audit log in the service's database (SQLite or PostgreSQL).
 
 Each row carries ``prev_hash`` (the previous row's hash) and ``hash`` =
 SHA-256 over ``prev_hash`` and the row's own fields, so editing a row breaks
 its hash and deleting one breaks the next row's link (and the run of sequence
-numbers). Triggers refuse UPDATE and DELETE through SQLite; nothing in the
-service edits rows. Removing the newest rows cannot be seen from the chain
+numbers). Triggers refuse UPDATE and DELETE (and TRUNCATE on PostgreSQL;
+``api/auth/migrations``); nothing in the service edits rows. An append reads the
+head and writes the next row in one write transaction, and writers of one
+database take turns (``api.auth.db``), so API processes on several hosts extend
+one chain, never fork it. Removing the newest rows cannot be seen from the chain
 itself: :meth:`AuditLog.verify` returns the head hash to keep elsewhere
 (``khupho audit verify`` prints it).
 """
@@ -22,25 +25,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from api.auth.db import SecurityDb
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS audit (
-    seq        INTEGER PRIMARY KEY,
-    ts_us      INTEGER NOT NULL,
-    actor      TEXT NOT NULL,
-    action     TEXT NOT NULL,
-    target     TEXT NOT NULL,
-    detail     TEXT NOT NULL,
-    address    TEXT NOT NULL,
-    prev_hash  TEXT NOT NULL,
-    hash       TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS audit_by_action ON audit (action, seq);
-CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
-BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
-CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
-BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
-"""
 
 GENESIS = "0" * 64
 
@@ -75,7 +59,6 @@ def _row_hash(
 class AuditLog:
     def __init__(self, db: SecurityDb) -> None:
         self.db = db
-        db.script(_SCHEMA)
 
     def record(
         self, actor: str, action: str, target: str = "", *, address: str = "", **detail: Any

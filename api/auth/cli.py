@@ -1,8 +1,8 @@
 """``khupho users ...`` and ``khupho audit ...``: accounts and the audit log from the command line.
 
-Both work on the security database of the config (the SQLite event database, or ``security.db`` in
-the state folder when events go to PostgreSQL) or on the SQLite file given by ``--db``;
-the service may be running meanwhile (SQLite WAL).
+Both work on the security tables of the config's event database (the SQLite file or the PostgreSQL
+database) or on the SQLite file given by ``--db``; the service may be running meanwhile (SQLite WAL;
+PostgreSQL's writers take turns under an advisory lock).
 """
 
 from __future__ import annotations
@@ -26,8 +26,10 @@ PASSWORD_ENV = "KHUPHO_PASSWORD"
 
 def _open(config: Path | None, db: Path | None):  # type: ignore[no-untyped-def]
     from api.auth import ScopeIndex
-    from api.auth.security import Security, security_db_path
+    from api.auth.db import open_security_db
+    from api.auth.security import Security
     from api.config import ConfigError, load_config
+    from events.storage.store import StorageError
 
     if db is not None:
         return Security.open(db, ScopeIndex())
@@ -41,7 +43,12 @@ def _open(config: Path | None, db: Path | None):  # type: ignore[no-untyped-def]
         khu_pho=cfg.khu_pho,
         camera_khu_pho={cam_id: cam.khu_pho for cam_id, cam in cfg.cameras.items()},
     )
-    return Security.open(security_db_path(cfg.storage), scope, cfg.auth)
+    try:
+        security_db = open_security_db(cfg.storage.database)
+    except StorageError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    return Security.open(security_db, scope, cfg.auth)
 
 
 def _password(prompt: str) -> str:

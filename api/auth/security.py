@@ -8,13 +8,12 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from prometheus_client import CollectorRegistry
 
 from api.audit import AuditLog
 from api.auth.config import AuthConfig
-from api.auth.db import SecurityDb
+from api.auth.db import SecurityDb, SqliteSecurityDb
 from api.auth.principal import Role
 from api.auth.ratelimit import LoginLimiter
 from api.auth.scope import ScopeIndex
@@ -25,13 +24,6 @@ from events.model import EventType
 log = logging.getLogger(__name__)
 
 ADMIN_PASSWORD_ENV = "KHUPHO_ADMIN_PASSWORD"
-
-
-def security_db_path(storage: Any) -> Path:
-    """Where the security tables live: in the SQLite event database, or, when events go to
-    PostgreSQL (not supported by these tables yet), in ``security.db`` in the local state folder."""
-    path = getattr(storage.database, "path", None)
-    return Path(path) if path is not None else Path(storage.local_state_dir) / "security.db"
 
 
 @dataclass
@@ -47,7 +39,7 @@ class Security:
     @classmethod
     def open(
         cls,
-        db_path: str | Path,
+        db: SecurityDb | str | Path,
         scope: ScopeIndex,
         config: AuthConfig | None = None,
         *,
@@ -55,8 +47,10 @@ class Security:
         severity_of: Callable[[str, str, EventType], Severity | None] | None = None,
         merge_gap_s: float = 60.0,
     ) -> Security:
+        """On ``db``, the service's database (``api.auth.db.open_security_db``) or a SQLite file."""
         config = config or AuthConfig()
-        db = SecurityDb(db_path)
+        if isinstance(db, str | Path):
+            db = SqliteSecurityDb(db)
         return cls(
             db=db,
             auth=AuthStore(db),
@@ -70,6 +64,7 @@ class Security:
             scope=scope,
             config=config,
             limiter=LoginLimiter(
+                db,
                 window_s=config.login_window_s,
                 per_account=config.max_failures_per_account,
                 per_address=config.max_failures_per_address,

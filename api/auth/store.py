@@ -1,4 +1,4 @@
-"""Users, sessions and API keys in SQLite.
+"""Users, sessions and API keys in the service's database (``api.auth.db``).
 
 Secrets at rest: passwords as Argon2id hashes; session tokens and API key secrets
 (256 bits of randomness each, so a fast hash is enough) as SHA-256. A password
@@ -17,37 +17,6 @@ from dataclasses import dataclass
 from api.auth.db import SecurityDb
 from api.auth.passwords import check_strength, hash_password, verify_password
 from api.auth.principal import Principal, Role
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS users (
-    id            INTEGER PRIMARY KEY,
-    username      TEXT NOT NULL UNIQUE COLLATE NOCASE,
-    password_hash TEXT NOT NULL,
-    role          TEXT NOT NULL,
-    scopes        TEXT NOT NULL,
-    unredacted    INTEGER NOT NULL DEFAULT 0,
-    disabled      INTEGER NOT NULL DEFAULT 0,
-    must_change   INTEGER NOT NULL DEFAULT 0,
-    created_us    INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS sessions (
-    token_hash  TEXT PRIMARY KEY,
-    user_id     INTEGER NOT NULL REFERENCES users(id),
-    csrf        TEXT NOT NULL,
-    created_us  INTEGER NOT NULL,
-    expires_us  INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS sessions_by_user ON sessions (user_id);
-CREATE TABLE IF NOT EXISTS api_keys (
-    id          TEXT PRIMARY KEY,
-    secret_hash TEXT NOT NULL,
-    name        TEXT NOT NULL,
-    role        TEXT NOT NULL,
-    scopes      TEXT NOT NULL,
-    created_us  INTEGER NOT NULL,
-    revoked     INTEGER NOT NULL DEFAULT 0
-);
-"""
 
 KEY_PREFIX = "khp_"
 
@@ -78,7 +47,6 @@ class UserError(ValueError):
 class AuthStore:
     def __init__(self, db: SecurityDb) -> None:
         self.db = db
-        db.script(_SCHEMA)
 
     # users ---------------------------------------------------------------------------------------
     def add_user(
@@ -122,7 +90,7 @@ class AuthStore:
         return [_user(r) for r in self.db.read("SELECT * FROM users ORDER BY username")]
 
     def count_users(self) -> int:
-        return int(self.db.read("SELECT count(*) FROM users")[0][0])
+        return int(self.db.read("SELECT count(*) AS n FROM users")[0]["n"])
 
     def update_user(
         self,

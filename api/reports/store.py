@@ -1,4 +1,4 @@
-"""Reports, their timelines and their evidence links, in the service's SQLite database (beside the
+"""Reports, their timelines and their evidence links, in the service's database (beside the
 accounts, audit and review tables of ``api.auth.db.SecurityDb``).
 
 A report's life (``state``)::
@@ -28,61 +28,6 @@ State = Literal["received", "assigned", "in_progress", "resolved", "rejected", "
 STATES: tuple[State, ...] = ("received", "assigned", "in_progress", "resolved", "rejected", "reopened")
 OPEN_STATES: tuple[State, ...] = ("received", "assigned", "in_progress", "reopened")
 CLOSED_STATES: tuple[State, ...] = ("resolved", "rejected")
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS reports (
-    id            INTEGER PRIMARY KEY AUTOINCREMENT,
-    token_hash    TEXT NOT NULL UNIQUE,
-    service_code  TEXT NOT NULL,
-    description   TEXT NOT NULL,
-    lat           REAL,
-    lon           REAL,
-    address       TEXT,
-    khu_pho       TEXT,
-    ward          TEXT,
-    state         TEXT NOT NULL,
-    status_notes  TEXT,
-    assignee      TEXT,
-    contact_name  TEXT,
-    contact_email TEXT,
-    contact_phone TEXT,
-    contact_key   TEXT,
-    attributes    TEXT NOT NULL,
-    media_key     TEXT,
-    media_name    TEXT UNIQUE,
-    hidden        INTEGER NOT NULL DEFAULT 0,
-    merged_into   INTEGER,
-    created_us    INTEGER NOT NULL,
-    updated_us    INTEGER NOT NULL,
-    closed_us     INTEGER
-);
-CREATE INDEX IF NOT EXISTS reports_by_created ON reports (created_us, id);
-CREATE INDEX IF NOT EXISTS reports_by_place ON reports (khu_pho, ward, created_us);
-CREATE INDEX IF NOT EXISTS reports_by_contact ON reports (contact_key, state);
-CREATE TABLE IF NOT EXISTS report_updates (
-    id             INTEGER PRIMARY KEY AUTOINCREMENT,
-    report_id      INTEGER NOT NULL REFERENCES reports(id),
-    ts_us          INTEGER NOT NULL,
-    kind           TEXT NOT NULL,
-    state          TEXT NOT NULL,
-    public         INTEGER NOT NULL,
-    public_note    TEXT,
-    internal_note  TEXT,
-    actor          TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS report_updates_by_report ON report_updates (report_id, id);
-CREATE INDEX IF NOT EXISTS report_updates_by_time ON report_updates (ts_us, id);
-CREATE TABLE IF NOT EXISTS report_evidence (
-    report_id   INTEGER NOT NULL REFERENCES reports(id),
-    event_id    TEXT NOT NULL,
-    ts_us       INTEGER NOT NULL,
-    linked_by   TEXT NOT NULL,
-    was_locked  INTEGER NOT NULL,
-    released    INTEGER NOT NULL DEFAULT 0,
-    PRIMARY KEY (report_id, event_id)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS report_evidence_by_event ON report_evidence (event_id);
-"""
 
 
 def now_us() -> int:
@@ -144,7 +89,6 @@ class Evidence:
 class ReportStore:
     def __init__(self, db: SecurityDb) -> None:
         self.db = db
-        db.script(_SCHEMA)
 
     def create(
         self,
@@ -169,14 +113,15 @@ class ReportStore:
             cur = c.execute(
                 "INSERT INTO reports (token_hash, service_code, description, lat, lon, address, khu_pho,"
                 " ward, state, contact_name, contact_email, contact_phone, contact_key, attributes,"
-                " created_us, updated_us) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " created_us, updated_us) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " RETURNING id",
                 (
                     token_hash, service_code, description, lat, lon, address, khu_pho, ward, state,
                     contact.get("name"), contact.get("email"), contact.get("phone"), contact_key,
                     json.dumps(attributes, ensure_ascii=False), ts, ts,
                 ),
             )  # fmt: skip
-            report_id = int(cur.lastrowid or 0)
+            report_id = int(cur.fetchone()["id"])
             _add_update(c, report_id, ts, "received", "received", True, None, None, "resident")
             if khu_pho:
                 _add_update(c, report_id, ts, "routed", "assigned", True, routed_note, None, "system")
@@ -203,10 +148,10 @@ class ReportStore:
     def open_for_contact(self, contact_key: str) -> int:
         marks = ",".join("?" * len(OPEN_STATES))
         rows = self.db.read(
-            f"SELECT count(*) FROM reports WHERE contact_key = ? AND hidden = 0 AND state IN ({marks})",
+            f"SELECT count(*) AS n FROM reports WHERE contact_key = ? AND hidden = 0 AND state IN ({marks})",
             (contact_key, *OPEN_STATES),
         )
-        return int(rows[0][0])
+        return int(rows[0]["n"])
 
     def search(
         self,
@@ -228,15 +173,15 @@ class ReportStore:
         params: list[Any] = []
 
         def among(column: str, values: Collection[Any]) -> None:
-            where.append(f"{column} IN ({','.join('?' * len(values))})" if values else "0")
+            where.append(f"{column} IN ({','.join('?' * len(values))})" if values else "1 = 0")
             params.extend(values)
 
         if khu_pho is not None or wards is not None:
             kp, wd = list(khu_pho or ()), list(wards or ())
-            where.append(
-                f"(khu_pho IN ({','.join('?' * len(kp))}) OR (khu_pho IS NULL AND ward IN"
-                f" ({','.join('?' * len(wd))})))"
-            )
+            # "IN ()" is SQLite's, not PostgreSQL's: an empty list is a false term.
+            in_kp = f"khu_pho IN ({','.join('?' * len(kp))})" if kp else "1 = 0"
+            in_wd = f"ward IN ({','.join('?' * len(wd))})" if wd else "1 = 0"
+            where.append(f"({in_kp} OR (khu_pho IS NULL AND {in_wd}))")
             params += [*kp, *wd]
         if ids is not None:
             among("id", list(ids))
@@ -313,7 +258,7 @@ class ReportStore:
             where.append("u.ts_us < ?")
             params.append(to_epoch_us(until))
         if report_ids is not None:
-            where.append(f"u.report_id IN ({','.join('?' * len(report_ids))})" if report_ids else "0")
+            where.append(f"u.report_id IN ({','.join('?' * len(report_ids))})" if report_ids else "1 = 0")
             params += list(report_ids)
         rows = self.db.read(
             "SELECT u.* FROM report_updates u JOIN reports r ON r.id = u.report_id WHERE "
@@ -328,8 +273,8 @@ class ReportStore:
         """False when the event was linked to this report already."""
         with self.db.tx() as c:
             cur = c.execute(
-                "INSERT OR IGNORE INTO report_evidence (report_id, event_id, ts_us, linked_by, was_locked)"
-                " VALUES (?, ?, ?, ?, ?)",
+                "INSERT INTO report_evidence (report_id, event_id, ts_us, linked_by, was_locked)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                 (report_id, event_id, now_us(), linked_by, int(was_locked)),
             )
             return cur.rowcount == 1

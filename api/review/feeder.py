@@ -6,7 +6,9 @@ import logging
 import threading
 
 from api.review.store import ReviewStore
+from events.model import EventTransition
 from events.storage.bus import EventBus, SubscriptionClosed
+from events.storage.store import StorageError
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +41,23 @@ class ReviewFeeder:
             gap = self._sub.take_gap()
             if gap is not None:
                 log.error("review feeder fell behind: %s transitions were not filed", gap.missed)
+            self._file(message.transition)
+
+    def _file(self, transition: EventTransition) -> None:
+        """File one transition; while the database is away (PostgreSQL restarting), retry it every
+        second rather than drop it: the subscription keeps what arrives meanwhile."""
+        waited = False
+        while not self._stop.is_set():
             try:
-                self.review.ingest(message.transition)
+                self.review.ingest(transition)
+                if waited:
+                    log.info("review feeder: the database is back")
+                return
+            except StorageError as exc:
+                if not waited:
+                    log.warning("review feeder waits for the database: %s", exc)
+                waited = True
+                self._stop.wait(1.0)
             except Exception:
-                log.exception("event %s not filed for review", message.transition.event.id)
+                log.exception("event %s not filed for review", transition.event.id)
+                return

@@ -42,53 +42,6 @@ DEFAULT_SEVERITY: dict[EventType, Severity] = {
     EventType.CAMERA_ONLINE: "detection",
 }
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS review_items (
-    id          TEXT PRIMARY KEY,
-    camera      TEXT NOT NULL,
-    rule        TEXT NOT NULL,
-    type        TEXT NOT NULL,
-    severity    TEXT NOT NULL,
-    state       TEXT NOT NULL,
-    start_us    INTEGER NOT NULL,
-    last_us     INTEGER NOT NULL,
-    active      INTEGER NOT NULL,
-    events      INTEGER NOT NULL,
-    tracks      TEXT NOT NULL,
-    classes     TEXT NOT NULL,
-    assignee    TEXT,
-    resolution  TEXT,
-    note        TEXT,
-    created_us  INTEGER NOT NULL,
-    acked_us    INTEGER,
-    resolved_us INTEGER,
-    seq         INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS review_by_start ON review_items (start_us, id);
-CREATE INDEX IF NOT EXISTS review_by_camera_rule ON review_items (camera, rule, last_us);
-CREATE UNIQUE INDEX IF NOT EXISTS review_by_seq ON review_items (seq);
-CREATE TABLE IF NOT EXISTS review_events (
-    event_id  TEXT PRIMARY KEY,
-    item_id   TEXT NOT NULL REFERENCES review_items(id),
-    start_us  INTEGER NOT NULL,
-    active    INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS review_events_by_item ON review_events (item_id, start_us);
-CREATE TABLE IF NOT EXISTS review_comments (
-    id       INTEGER PRIMARY KEY,
-    item_id  TEXT NOT NULL REFERENCES review_items(id),
-    author   TEXT NOT NULL,
-    ts_us    INTEGER NOT NULL,
-    text     TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS review_seen (
-    item_id   TEXT NOT NULL,
-    username  TEXT NOT NULL,
-    ts_us     INTEGER NOT NULL,
-    PRIMARY KEY (item_id, username)
-) WITHOUT ROWID;
-"""
-
 
 class ReviewError(ValueError):
     """An action that the item's state does not allow (409), or a bad argument."""
@@ -186,7 +139,6 @@ class ReviewStore:
         self.merge_gap_us = int(merge_gap_s * 1e6)
         self.severity_of = severity_of
         self.metrics = metrics
-        db.script(_SCHEMA)
 
     # grouping ------------------------------------------------------------------------------------
     def ingest(self, transition: EventTransition) -> str:
@@ -214,12 +166,17 @@ class ReviewStore:
             tracks = sorted(set(json.loads(item["tracks"])) | set(ev.track_ids))[-1000:]
             classes = sorted(set(json.loads(item["classes"])) | set(ev.classes))
             c.execute(
-                "UPDATE review_items SET last_us = max(last_us, ?), start_us = min(start_us, ?),"
+                # CASE rather than SQLite's max(a, b) / PostgreSQL's greatest: one statement for both.
+                "UPDATE review_items SET last_us = CASE WHEN last_us > ? THEN last_us ELSE ? END,"
+                " start_us = CASE WHEN start_us < ? THEN start_us ELSE ? END,"
                 " events = (SELECT count(*) FROM review_events WHERE item_id = ?),"
-                " active = EXISTS (SELECT 1 FROM review_events WHERE item_id = ? AND active = 1),"
+                " active = CASE WHEN EXISTS (SELECT 1 FROM review_events WHERE item_id = ? AND active = 1)"
+                " THEN 1 ELSE 0 END,"
                 " tracks = ?, classes = ?, seq = ? WHERE id = ?",
                 (
                     last_us,
+                    last_us,
+                    start_us,
                     start_us,
                     item_id,
                     item_id,
@@ -287,7 +244,7 @@ class ReviewStore:
         return [_item(r) for r in rows]
 
     def last_seq(self) -> int:
-        return int(self.db.read("SELECT coalesce(max(seq), 0) FROM review_items")[0][0])
+        return int(self.db.read("SELECT coalesce(max(seq), 0) AS n FROM review_items")[0]["n"])
 
     def event_ids(self, item_id: str, limit: int = 200) -> list[str]:
         rows = self.db.read(
@@ -351,7 +308,7 @@ class ReviewStore:
     def mark_seen(self, item_id: str, username: str) -> None:
         with self.db.tx() as c:
             c.execute(
-                "INSERT OR IGNORE INTO review_seen (item_id, username, ts_us) VALUES (?, ?, ?)",
+                "INSERT INTO review_seen (item_id, username, ts_us) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
                 (item_id, username, _now_us()),
             )
 
@@ -403,7 +360,7 @@ class ReviewStore:
 
 
 def _next_seq(c: Any) -> int:
-    return int(c.execute("SELECT coalesce(max(seq), 0) + 1 FROM review_items").fetchone()[0])
+    return int(c.execute("SELECT coalesce(max(seq), 0) + 1 AS n FROM review_items").fetchone()["n"])
 
 
 def _filters(
@@ -419,7 +376,7 @@ def _filters(
     params: list[Any] = []
 
     def one_of(column: str, values: Collection[str]) -> None:
-        where.append(f"{column} IN ({','.join('?' * len(values))})" if values else "0")
+        where.append(f"{column} IN ({','.join('?' * len(values))})" if values else "1 = 0")
         params.extend(values)
 
     if cameras is not None:

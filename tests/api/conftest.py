@@ -10,8 +10,19 @@ from api.metrics import KhuphoMetrics
 from events.storage.bus import EventBus
 from events.storage.objects import LocalObjectStore
 from events.storage.sqlite import SqliteEventStore
+from tests.api.security_backends import BACKENDS, SecurityBackend
 from tests.api.support import T0, Parts, login, open_security
+from tests.conftest_pg import postgres  # noqa: F401 - the session's PostgreSQL server fixture
 from tests.conftest_s3 import seaweedfs  # noqa: F401 - the session's SeaweedFS server fixture
+
+
+@pytest.fixture(params=BACKENDS)
+def security_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SecurityBackend]:
+    """Security databases on SQLite, then on the session's PostgreSQL: for the store-level tests."""
+    server = request.getfixturevalue("postgres") if request.param == "postgres" else None
+    backend = SecurityBackend(request.param, tmp_path, server)
+    yield backend
+    backend.close()
 
 
 @pytest.fixture

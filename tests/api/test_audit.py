@@ -5,29 +5,22 @@ from __future__ import annotations
 import csv
 import io
 import sqlite3
-from pathlib import Path
 
+import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
 from api.audit import AuditLog
-from api.auth.db import SecurityDb
+from tests.api.security_backends import SecurityBackend
 from tests.api.support import Parts, make_event, start
 
 
 @pytest.fixture
-def audit(tmp_path: Path) -> AuditLog:
-    log = AuditLog(SecurityDb(tmp_path / "a.db"))
+def audit(security_backend: SecurityBackend) -> AuditLog:
+    log = AuditLog(security_backend.new())
     for i in range(5):
         log.record(f"user{i}", "review.acknowledge", f"item{i}", address="127.0.0.1", note=f"n{i}")
     return log
-
-
-def _tamper(path: Path, sql: str) -> None:
-    # What someone with the database file could do: drop the guard, then change history.
-    db = sqlite3.connect(path)
-    db.executescript(f"DROP TRIGGER audit_no_update; DROP TRIGGER audit_no_delete; {sql}")
-    db.close()
 
 
 def test_chain_verifies_and_rows_link(audit: AuditLog) -> None:
@@ -37,13 +30,14 @@ def test_chain_verifies_and_rows_link(audit: AuditLog) -> None:
     assert [r.seq for r in rows] == [1, 2, 3, 4, 5]
 
 
-def test_sqlite_refuses_edits(audit: AuditLog) -> None:
-    db = sqlite3.connect(audit.db.path)
-    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
-        db.execute("UPDATE audit SET actor = 'x' WHERE seq = 2")
-    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
-        db.execute("DELETE FROM audit WHERE seq = 2")
-    db.close()
+def test_the_database_refuses_edits(audit: AuditLog, security_backend: SecurityBackend) -> None:
+    statements = ["UPDATE audit SET actor = 'x' WHERE seq = 2", "DELETE FROM audit WHERE seq = 2"]
+    if security_backend.kind == "postgres":
+        statements.append("TRUNCATE audit")  # skips row triggers: refused by its own
+    for sql in statements:
+        with pytest.raises((sqlite3.IntegrityError, psycopg.errors.RaiseException), match="append-only"):
+            security_backend.raw(audit.db, sql)
+    assert audit.verify().rows == 5
 
 
 @pytest.mark.parametrize(
@@ -55,13 +49,17 @@ def test_sqlite_refuses_edits(audit: AuditLog) -> None:
         ("DELETE FROM audit WHERE seq = 1", "row 1 is missing"),
     ],
 )
-def test_verify_finds_an_edited_or_deleted_row(audit: AuditLog, sql: str, problem: str) -> None:
-    _tamper(audit.db.path, sql)
+def test_verify_finds_an_edited_or_deleted_row(
+    audit: AuditLog, security_backend: SecurityBackend, sql: str, problem: str
+) -> None:
+    security_backend.tamper(audit.db, sql)
     result = audit.verify()
     assert not result.ok and problem in (result.problem or "")
 
 
-def test_a_rehashed_edit_still_breaks_the_next_link(audit: AuditLog) -> None:
+def test_a_rehashed_edit_still_breaks_the_next_link(
+    audit: AuditLog, security_backend: SecurityBackend
+) -> None:
     # Editing a row and recomputing its own hash is not enough: the next row names the old hash.
     from api.audit.log import _row_hash
 
@@ -69,7 +67,7 @@ def test_a_rehashed_edit_still_breaks_the_next_link(audit: AuditLog) -> None:
     forged = _row_hash(
         r["prev_hash"], 2, r["ts_us"], "mallory", r["action"], r["target"], r["detail"], r["address"]
     )
-    _tamper(audit.db.path, f"UPDATE audit SET actor = 'mallory', hash = '{forged}' WHERE seq = 2")
+    security_backend.tamper(audit.db, f"UPDATE audit SET actor = 'mallory', hash = '{forged}' WHERE seq = 2")
     result = audit.verify()
     assert not result.ok and result.problem == "row 3 does not follow row 2"
 

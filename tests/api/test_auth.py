@@ -217,22 +217,3 @@ def test_users_and_audit_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     out = tmp_path / "audit.csv"
     assert runner.invoke(cli, ["audit", "export", "--out", str(out), "--db", db]).exit_code == 0
     assert out.read_text().count("\n") == 4 and "user.password_reset" in out.read_text()
-
-
-def test_security_tables_live_beside_a_postgres_event_store(tmp_path: Path) -> None:
-    from api.auth.security import security_db_path
-    from api.config import parse_config
-
-    cameras = {"gate": {"replay": {"path": "x.mp4"}}}
-    sqlite = parse_config({"storage": {"database": {"path": str(tmp_path / "e.db")}}, "cameras": cameras})
-    assert security_db_path(sqlite.storage) == tmp_path / "e.db"
-    pg = parse_config(
-        {
-            "storage": {
-                "database": {"type": "postgres", "host": "db.local"},
-                "state_dir": str(tmp_path / "st"),
-            },
-            "cameras": cameras,
-        }
-    )
-    assert security_db_path(pg.storage) == tmp_path / "st" / "security.db"

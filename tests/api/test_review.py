@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry
 
-from api.auth.db import SecurityDb
 from api.review.store import ReviewError, ReviewMetrics, ReviewStore
 from events.model import EventTransition, EventType, Phase
+from tests.api.security_backends import SecurityBackend
 from tests.api.support import T0, Parts, make_event, start
 
 
@@ -24,10 +23,8 @@ def end(i: int, seconds: float, **kw: object) -> EventTransition:
 
 
 @pytest.fixture
-def review(tmp_path: Path) -> ReviewStore:
-    return ReviewStore(
-        SecurityDb(tmp_path / "r.db"), merge_gap_s=30, metrics=ReviewMetrics(CollectorRegistry())
-    )
+def review(security_backend: SecurityBackend) -> ReviewStore:
+    return ReviewStore(security_backend.new(), merge_gap_s=30, metrics=ReviewMetrics(CollectorRegistry()))
 
 
 def test_close_events_of_one_rule_are_one_item(review: ReviewStore) -> None:
@@ -53,9 +50,11 @@ def test_a_pause_longer_than_the_gap_or_another_rule_starts_a_new_item(review: R
     assert review.get(a).events == 2  # type: ignore[union-attr]
 
 
-def test_line_crossings_default_to_detection_and_rules_can_override(tmp_path: Path) -> None:
+def test_line_crossings_default_to_detection_and_rules_can_override(
+    security_backend: SecurityBackend,
+) -> None:
     store = ReviewStore(
-        SecurityDb(tmp_path / "s.db"),
+        security_backend.new(),
         severity_of=lambda cam, rule, _t: "detection" if rule == "quiet" else None,
     )
     store.ingest(start(make_event(0, rule="line", type=EventType.LINE_CROSSING)))

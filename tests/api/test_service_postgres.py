@@ -42,7 +42,7 @@ def test_postgres_restart_mid_run_loses_nothing(tmp_path: Path, footage_dir: Pat
                 "database": database,
                 "objects": {"type": "local", "root": str(tmp_path / "media")},
                 "snapshots": {"enabled": False},  # media under outages is the upload spool's test
-                # Journal, heartbeat and security.db in the test's folder, not the working directory's.
+                # Journal and heartbeat in the test's folder, not the working directory's.
                 "state_dir": str(tmp_path / "state"),
             },
             "api": {"port": 0},
@@ -104,9 +104,12 @@ def test_postgres_restart_mid_run_loses_nothing(tmp_path: Path, footage_dir: Pat
                 max_backlog = max(max_backlog, service.sink.backlog)
                 time.sleep(0.1)
             with httpx.Client(base_url=urls[0], timeout=10) as client:
-                # Accounts are in security.db beside the state: logging in works with PostgreSQL down.
-                login(client, "admin", service.first_admin_password)
-                assert client.get("/events").status_code == 503  # reads say the database is away
+                # Accounts are in PostgreSQL too: a login says the database is away, as reads do.
+                r = client.post(
+                    "/auth/login", json={"username": "admin", "password": service.first_admin_password}
+                )
+                assert r.status_code == 503, r.text
+                assert client.get("/events").status_code == 503
             server.start()
             up_at = time.monotonic()
             during = emitted_since(down_at) - emitted_since(up_at)
@@ -122,7 +125,6 @@ def test_postgres_restart_mid_run_loses_nothing(tmp_path: Path, footage_dir: Pat
             while emitted_since(after) < 1 and time.monotonic() - after < 30:
                 time.sleep(0.1)
             with httpx.Client(base_url=urls[0], timeout=10) as client:
-                # Accounts are in security.db beside the state: logging in works with PostgreSQL down.
                 login(client, "admin", service.first_admin_password)
                 r = client.get("/events", params={"limit": 5})
                 assert r.status_code == 200 and r.json()["items"]

@@ -1,0 +1,100 @@
+"""The security tables' schema: numbered SQL files per dialect, applied when a database is opened.
+
+The same scheme as the event store's (``events/storage/migrations``): ``<dialect>/NNNN_name.sql``
+holds version NNNN, versions run in order, applied ones are recorded, and a database written by a
+newer khupho (a version unknown here) is refused. It is a series of its own, recorded in
+``security_migrations``, because these tables belong to the API (the event store knows nothing of
+accounts or reports) and their triggers have bodies with ``;`` inside, which the event store's
+statement splitter would cut. All pending versions run in one write transaction, so several khupho
+processes starting at once apply each version once, and a crash leaves the schema as it was.
+
+The SQLite files use ``IF NOT EXISTS`` throughout: a database from before these migrations (when
+each store created its own tables) already holds versions 1-4 and is only recorded.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import time
+from dataclasses import dataclass
+from importlib import resources
+from typing import TYPE_CHECKING
+
+from events.storage.store import StorageError
+
+if TYPE_CHECKING:
+    from api.auth.db import Dialect, SecurityDb
+
+_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    version: int
+    name: str
+    statements: tuple[str, ...]
+
+
+def _sqlite_statements(text: str) -> tuple[str, ...]:
+    """Statements cut at the ``;`` that ends one (``sqlite3.complete_statement`` knows a trigger's
+    body from its end)."""
+    found, pending = [], ""
+    for piece in text.split(";"):
+        pending += piece + ";"
+        if sqlite3.complete_statement(pending):
+            if pending.strip(" \n;"):
+                found.append(pending.strip())
+            pending = ""
+    return tuple(found)
+
+
+def migrations(dialect: Dialect) -> list[Migration]:
+    """The migrations shipped for ``dialect``, oldest first. A PostgreSQL file is sent whole (the
+    server runs its statements in order)."""
+    found = []
+    for entry in resources.files(__package__).joinpath(dialect).iterdir():
+        match = _NAME.match(entry.name)
+        if match is None:
+            continue
+        lines = entry.read_text(encoding="utf-8").splitlines()
+        text = "\n".join(line for line in lines if not line.lstrip().startswith("--"))
+        statements = _sqlite_statements(text) if dialect == "sqlite" else (text.strip(),)
+        found.append(Migration(int(match.group(1)), match.group(2), statements))
+    found.sort(key=lambda m: m.version)
+    versions = [m.version for m in found]
+    if versions != list(range(1, len(found) + 1)):
+        raise RuntimeError(f"security {dialect} migrations are not numbered 1..n: {versions}")
+    return found
+
+
+def migrate(db: SecurityDb) -> int:
+    """Apply what ``db`` lacks; returns its schema version."""
+    pending = migrations(db.dialect)
+    known = pending[-1].version
+    with db.tx() as c:
+        c.execute(
+            "CREATE TABLE IF NOT EXISTS security_migrations "
+            "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_us BIGINT NOT NULL)"
+        )
+        applied = {r["version"] for r in c.execute("SELECT version FROM security_migrations").fetchall()}
+        if applied and max(applied) > known:
+            newest = max(applied)
+        else:
+            newest = 0
+            for migration in pending:
+                if migration.version in applied:
+                    continue
+                for statement in migration.statements:
+                    c.execute(statement)
+                c.execute(
+                    "INSERT INTO security_migrations (version, name, applied_us) VALUES (?, ?, ?)",
+                    (migration.version, migration.name, int(time.time() * 1_000_000)),
+                )
+    if newest:
+        # Outside the transaction: nothing was applied.
+        raise StorageError(
+            f"security tables in {db.name} have schema version {newest}, newer than this khupho's "
+            f"{known}: upgrade khupho or use another database"
+        )
+    return known
