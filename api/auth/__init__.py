@@ -2,7 +2,7 @@
 
 ``Principal`` is the caller (a logged-in user or an API key); ``ScopeIndex`` maps
 cameras to khu phố and khu phố to wards; ``AuthStore`` keeps users, sessions and
-API keys in the service's SQLite database; ``api.auth.deps`` turns a request into
+API keys in the service's database (``api.auth.db``); ``api.auth.deps`` turns a request into
 a principal (or a 401) and checks CSRF on cookie-authenticated writes.
 """
 

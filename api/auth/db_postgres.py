@@ -58,8 +58,9 @@ def _values(params: Params) -> list[Any]:
 class _Transaction:
     """The statements of one transaction, written with ``?`` placeholders."""
 
-    def __init__(self, conn: psycopg.Connection[Any]) -> None:
-        self._cur = conn.cursor(row_factory=dict_row)
+    def __init__(self, cursor: psycopg.Cursor[Any]) -> None:
+        cursor.row_factory = dict_row
+        self._cur = cursor
 
     def execute(self, sql: str, params: Params = ()) -> psycopg.Cursor[dict[str, Any]]:
         if params:
@@ -84,12 +85,14 @@ class PostgresSecurityDb:
 
     @contextmanager
     def tx(self) -> Iterator[_Transaction]:
-        with self._store._connection() as conn, conn.transaction():
-            conn.execute(f"SET LOCAL lock_timeout = '{_LOCK_TIMEOUT}'")
-            conn.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (_WRITE_LOCK, self._lock_key))
-            yield _Transaction(conn)
+        with self._store.transaction() as cur:
+            cur.execute(f"SET LOCAL lock_timeout = '{_LOCK_TIMEOUT}'")
+            cur.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (_WRITE_LOCK, self._lock_key))
+            yield _Transaction(cur)
 
     def read(self, sql: str, params: Params = ()) -> list[dict[str, Any]]:
+        # One statement in autocommit, without transaction() and its BEGIN/COMMIT round trips (a read
+        # runs on every request: the session check).
         with self._store._connection() as conn, conn.cursor(row_factory=dict_row) as cur:
             cur.execute(to_psycopg(sql), _values(params))
             return cur.fetchall()

@@ -94,6 +94,11 @@ def test_postgres_restart_mid_run_loses_nothing(tmp_path: Path, footage_dir: Pat
                 time.sleep(0.1)
             assert running_normally(), "the service raised no event before the restart"
 
+            # A console session made before the outage (accounts and sessions are in PostgreSQL too).
+            client = httpx.Client(base_url=urls[0], timeout=10)
+            login(client, "admin", service.first_admin_password)
+            assert client.get("/events", params={"limit": 1}).status_code == 200
+
             # Down for at least 5 s and until the rules have emitted some transitions meanwhile.
             server.stop()
             down_at = time.monotonic()
@@ -103,13 +108,13 @@ def test_postgres_restart_mid_run_loses_nothing(tmp_path: Path, footage_dir: Pat
             ):
                 max_backlog = max(max_backlog, service.sink.backlog)
                 time.sleep(0.1)
-            with httpx.Client(base_url=urls[0], timeout=10) as client:
-                # Accounts are in PostgreSQL too: a login says the database is away, as reads do.
-                r = client.post(
+            # The session's check and a new login say the database is away, as reads do.
+            assert client.get("/events").status_code == 503
+            with httpx.Client(base_url=urls[0], timeout=10) as other:
+                r = other.post(
                     "/auth/login", json={"username": "admin", "password": service.first_admin_password}
                 )
                 assert r.status_code == 503, r.text
-                assert client.get("/events").status_code == 503
             server.start()
             up_at = time.monotonic()
             during = emitted_since(down_at) - emitted_since(up_at)
@@ -124,10 +129,9 @@ def test_postgres_restart_mid_run_loses_nothing(tmp_path: Path, footage_dir: Pat
             after = time.monotonic()
             while emitted_since(after) < 1 and time.monotonic() - after < 30:
                 time.sleep(0.1)
-            with httpx.Client(base_url=urls[0], timeout=10) as client:
-                login(client, "admin", service.first_admin_password)
-                r = client.get("/events", params={"limit": 5})
-                assert r.status_code == 200 and r.json()["items"]
+            r = client.get("/events", params={"limit": 5})  # the session from before the outage holds
+            client.close()
+            assert r.status_code == 200 and r.json()["items"]
         finally:
             service.shutdown()
             thread.join(60)
