@@ -62,7 +62,7 @@ class SecurityBackend:
     def raw(self, db: SecurityDb, sql: str) -> None:
         """One statement on a connection of its own (not through khupho)."""
         if isinstance(db, SqliteSecurityDb):
-            conn = sqlite3.connect(db.path)
+            conn = sqlite3.connect(db.path, isolation_level=None)  # autocommit
             try:
                 conn.execute(sql)
             finally:

@@ -100,6 +100,28 @@ def test_comments_and_seen_per_user(review: ReviewStore) -> None:
     assert review.seen_by(item) == ["op1"] and review.seen_items("op2", [item]) == set()
 
 
+def test_list_pages_filters_and_changes(review: ReviewStore) -> None:
+    ids = [
+        review.ingest(start(make_event(i * 100, camera=f"cam{i % 2 + 1}", rule=f"r{i}", track_ids=[i])))
+        for i in range(5)
+    ]
+    first, cursor = review.list(None, limit=2)
+    assert [i.id for i in first] == ids[:-3:-1] and cursor is not None
+    rest, end_cursor = review.list(None, limit=10, cursor=cursor)
+    assert [i.id for i in rest] == ids[2::-1] and end_cursor is None
+    assert {i.camera for i in review.list(["cam2"])[0]} == {"cam2"}
+    assert review.list([])[0] == []  # no camera in scope
+    window = review.list(None, since=T0 + timedelta(seconds=150), until=T0 + timedelta(seconds=350))[0]
+    assert [i.id for i in window] == [ids[3], ids[2]]
+    assert [i.id for i in review.list(None, camera=["cam1"], state=["new"], severity="alert")[0]] == ids[::-2]
+    mark = review.last_seq()
+    review.acknowledge(ids[1])
+    review.comment(ids[0], "op1", "xem")
+    assert [i.id for i in review.changed_since(mark, None)] == [ids[1], ids[0]]
+    assert review.changed_since(mark, ["cam2"])[0].id == ids[1]
+    assert review.event_ids(ids[0]) == ["ev000"] and review.item_of_event("ev100") == ids[1]
+
+
 def test_review_api_flow_and_filters(client: TestClient, parts: Parts) -> None:
     for i, (cam, ty) in enumerate([("cam1", EventType.ZONE_INTRUSION), ("cam2", EventType.LINE_CROSSING)]):
         ev = make_event(i, camera=cam, type=ty, rule=f"r{i}")

@@ -3,15 +3,19 @@ login limits, reports and one audit chain shared by all."""
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
 from api.auth import Role, ScopeIndex
 from api.auth.config import AuthConfig
+from api.auth.migrations import latest, migrate
 from api.auth.security import Security
 from api.reports.store import ReportStore
+from events.storage.store import StorageError
 from tests.api.security_backends import SecurityBackend
 from tests.api.support import PASSWORD, T0
 
@@ -46,6 +50,20 @@ def test_accounts_sessions_and_keys_are_shared(security_backend: SecurityBackend
     principal = b.auth.key_principal(key)
     assert principal is not None and principal.scopes == ("kp1",)
     assert b.auth.revoke_key(key_id) and a.auth.key_principal(key) is None
+    assert [k["revoked"] for k in a.auth.api_keys()] == [True]
+    # Rights changed in one process end the sessions everywhere; a session ended in one is gone in both.
+    token, _ = a.auth.new_session(user, ttl_s=60)
+    changed = b.auth.update_user("OP1", role=Role.VIEWER, unredacted=True)
+    assert changed.role is Role.VIEWER and changed.unredacted and a.auth.session_principal(token) is None
+    token, _ = a.auth.new_session(user, ttl_s=60)
+    principal = b.auth.session_principal(token)
+    assert principal is not None and principal.session_id is not None
+    b.auth.end_session(principal.session_id)
+    assert a.auth.session_principal(token) is None
+    assert a.auth.count_users() == 1 and [u.username for u in b.auth.users()] == ["Op1"]
+    assert b.auth.user_by_id(user.id) == a.auth.user("OP1")
+    b.auth.update_user("op1", disabled=True)
+    assert a.auth.check_password("op1", "another-password-9") is None
     a.close()
     b.close()
 
@@ -113,6 +131,9 @@ def test_reports_store_on_both_backends(security_backend: SecurityBackend) -> No
         contact_key="c1", routed_note=None, **common,
     )  # fmt: skip
     assert second.id > first.id and first.state == "assigned" and second.state == "received"
+    store.set_media(first.id, "reports/1.jpg", "abc.jpg")
+    assert store.by_media("abc.jpg") == store.by_token("t1") == store.get(first.id)
+    assert store.get(first.id).media_key == "reports/1.jpg"  # type: ignore[union-attr]
     assert store.open_for_contact("c1") == 2
     # The ward queue (no khu phố) and empty lists of places, ids or codes.
     assert [r.id for r in store.search(khu_pho=[], wards=["w2"])] == [second.id]
@@ -131,6 +152,46 @@ def test_reports_store_on_both_backends(security_backend: SecurityBackend) -> No
     assert store.add_evidence(first.id, "ev1", "op1", was_locked=False)
     assert not store.add_evidence(first.id, "ev1", "op1", was_locked=True)  # linked already
     assert store.evidence_due(closed_before_us=2**62)[0][0] == first.id
+    assert store.evidence_still_needed("ev1", closed_before_us=0)  # closed after the cut-off
+    assert not store.evidence_still_needed("ev1", closed_before_us=2**62)
     store.mark_released(first.id, "ev1")
     assert store.evidence(first.id)[0].released and not store.was_locked_before("ev1")
     assert store.remove_evidence(first.id, "ev1") is not None and store.evidence(first.id) == []
+
+
+def test_a_database_written_by_a_newer_khupho_is_refused(security_backend: SecurityBackend) -> None:
+    db = security_backend.new()
+    assert migrate(db) == latest(db.dialect) >= 5  # applied once, a second time is a no-op
+    security_backend.raw(db, "INSERT INTO security_migrations VALUES (999, 'future', 0)")
+    with pytest.raises(StorageError, match="schema version 999, newer than this khupho's"):
+        security_backend.again(db)
+
+
+def test_a_sqlite_file_from_before_the_migrations_keeps_its_rows(tmp_path: Path) -> None:
+    # The tables as each store created them before the migrations, with an account and an audit row.
+    path = tmp_path / "events.db"
+    old = sqlite3.connect(path)
+    old.executescript(
+        """
+        CREATE TABLE users (id INTEGER PRIMARY KEY, username TEXT NOT NULL UNIQUE COLLATE NOCASE,
+            password_hash TEXT NOT NULL, role TEXT NOT NULL, scopes TEXT NOT NULL,
+            unredacted INTEGER NOT NULL DEFAULT 0, disabled INTEGER NOT NULL DEFAULT 0,
+            must_change INTEGER NOT NULL DEFAULT 0, created_us INTEGER NOT NULL);
+        CREATE TABLE audit (seq INTEGER PRIMARY KEY, ts_us INTEGER NOT NULL, actor TEXT NOT NULL,
+            action TEXT NOT NULL, target TEXT NOT NULL, detail TEXT NOT NULL, address TEXT NOT NULL,
+            prev_hash TEXT NOT NULL, hash TEXT NOT NULL);
+        CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+        CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
+        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+        """
+    )
+    old.close()
+    security = Security.open(path, ScopeIndex(), CONFIG)
+    security.auth.add_user("op1", PASSWORD, Role.OPERATOR, ["kp1"])
+    security.audit.record("cli", "user.add", "op1")
+    security.close()
+    again = Security.open(path, ScopeIndex(), CONFIG)
+    assert again.auth.check_password("op1", PASSWORD) is not None and again.audit.verify().rows == 1
+    assert [r["version"] for r in again.db.read("SELECT version FROM security_migrations")] == [1, 2, 3, 4, 5]
+    again.close()

@@ -68,6 +68,10 @@ def migrations(dialect: Dialect) -> list[Migration]:
     return found
 
 
+def latest(dialect: Dialect) -> int:
+    return migrations(dialect)[-1].version
+
+
 def migrate(db: SecurityDb) -> int:
     """Apply what ``db`` lacks; returns its schema version."""
     pending = migrations(db.dialect)
