@@ -12,6 +12,7 @@ import pytest
 
 from api.auth import Role, ScopeIndex
 from api.auth.config import AuthConfig
+from api.auth.db_postgres import to_psycopg
 from api.auth.migrations import latest, migrate
 from api.auth.security import Security
 from api.reports.store import ReportStore
@@ -195,3 +196,8 @@ def test_a_sqlite_file_from_before_the_migrations_keeps_its_rows(tmp_path: Path)
     assert again.auth.check_password("op1", PASSWORD) is not None and again.audit.verify().rows == 1
     assert [r["version"] for r in again.db.read("SELECT version FROM security_migrations")] == [1, 2, 3, 4, 5]
     again.close()
+
+
+def test_placeholders_become_psycopg_ones_outside_quoted_strings() -> None:
+    sql = "SELECT ? , '?' , 'it''s ?' , x % 2 FROM t WHERE a = ? AND b LIKE '%?'"
+    assert to_psycopg(sql) == "SELECT %s , '?' , 'it''s ?' , x %% 2 FROM t WHERE a = %s AND b LIKE '%%?'"
