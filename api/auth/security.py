@@ -17,7 +17,7 @@ from api.auth.db import SecurityDb, SqliteSecurityDb
 from api.auth.principal import Role
 from api.auth.ratelimit import LoginLimiter
 from api.auth.scope import ScopeIndex
-from api.auth.store import AuthStore
+from api.auth.store import AuthStore, UserError
 from api.review.store import ReviewMetrics, ReviewStore, Severity
 from events.model import EventType
 
@@ -76,13 +76,19 @@ class Security:
 
         The password comes from ``$KHUPHO_ADMIN_PASSWORD`` when set (then ``None`` is
         returned: the operator knows it), else it is random and must be changed at
-        the first login. There is never a default password.
+        the first login. There is never a default password. Of several processes starting
+        at once on one empty database, one creates it (and returns the password).
         """
         if self.auth.count_users():
             return None
         given = os.environ.get(ADMIN_PASSWORD_ENV)
         password = given or secrets.token_urlsafe(12)
-        self.auth.add_user("admin", password, Role.ADMIN, [], must_change=not given)
+        try:
+            self.auth.add_user("admin", password, Role.ADMIN, [], must_change=not given)
+        except UserError:
+            if self.auth.user("admin") is not None:  # another process created it meanwhile
+                return None
+            raise
         self.audit.record("system", "user.add", "admin", role="admin", first_start=True)
         log.info("created the first administrator 'admin'")
         return None if given else password

@@ -14,7 +14,7 @@ from api.auth import Role, ScopeIndex
 from api.auth.config import AuthConfig
 from api.auth.db_postgres import to_psycopg
 from api.auth.migrations import latest, migrate
-from api.auth.security import Security
+from api.auth.security import ADMIN_PASSWORD_ENV, Security
 from api.reports.store import ReportStore
 from events.storage.store import StorageError
 from tests.api.security_backends import SecurityBackend
@@ -201,3 +201,31 @@ def test_a_sqlite_file_from_before_the_migrations_keeps_its_rows(tmp_path: Path)
 def test_placeholders_become_psycopg_ones_outside_quoted_strings() -> None:
     sql = "SELECT ? , '?' , 'it''s ?' , x % 2 FROM t WHERE a = ? AND b LIKE '%?'"
     assert to_psycopg(sql) == "SELECT %s , '?' , 'it''s ?' , x %% 2 FROM t WHERE a = %s AND b LIKE '%%?'"
+
+
+def test_processes_starting_together_make_one_first_administrator(
+    security_backend: SecurityBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(ADMIN_PASSWORD_ENV, raising=False)
+    a, b = _two_processes(security_backend)
+    start = threading.Barrier(2)
+    results: list[object] = []
+
+    def first_start(process: Security) -> None:
+        start.wait()
+        try:
+            results.append(process.ensure_admin())
+        except BaseException as exc:  # reported below
+            results.append(exc)
+
+    threads = [threading.Thread(target=first_start, args=(p,)) for p in (a, b)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    passwords = [r for r in results if isinstance(r, str)]
+    assert len(results) == 2 and len(passwords) == 1 and None in results, results
+    assert a.auth.count_users() == 1 and b.auth.check_password("admin", passwords[0]) is not None
+    assert [r.action for r in a.audit.all()] == ["user.add"]
+    a.close()
+    b.close()
