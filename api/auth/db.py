@@ -27,12 +27,6 @@ Dialect = Literal["sqlite", "postgres"]
 Params = Sequence[Any]
 
 
-class Row(Protocol):
-    """A result row, read by column name (``sqlite3.Row`` or a dict)."""
-
-    def __getitem__(self, key: str) -> Any: ...
-
-
 class Cursor(Protocol):
     def fetchone(self) -> Any: ...
 
@@ -57,11 +51,7 @@ class SecurityDb(Protocol):
         ...
 
     def read(self, sql: str, params: Params = ()) -> list[Any]:
-        """The rows of one query, by column name."""
-        ...
-
-    def script(self, statements: Sequence[str]) -> None:
-        """Statements without parameters, in one transaction."""
+        """The rows of one query (``sqlite3.Row`` or dicts: read them by column name)."""
         ...
 
     def close(self) -> None: ...
@@ -86,12 +76,6 @@ class SqliteSecurityDb:
         self._conn.execute("PRAGMA foreign_keys=ON")
         self.lock = threading.RLock()
         migrate(self)
-
-    def script(self, statements: Sequence[str]) -> None:
-        # Not executescript: it commits the open transaction first.
-        with self.tx() as c:
-            for statement in statements:
-                c.execute(statement)
 
     @contextmanager
     def tx(self) -> Iterator[sqlite3.Connection]:

@@ -15,7 +15,7 @@ audit log at once cannot both read the same chain head. Waiting for it is bounde
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -96,11 +96,6 @@ class PostgresSecurityDb:
         with self._store._connection() as conn, conn.cursor(row_factory=dict_row) as cur:
             cur.execute(to_psycopg(sql), _values(params))
             return cur.fetchall()
-
-    def script(self, statements: Sequence[str]) -> None:
-        with self.tx() as c:
-            for statement in statements:
-                c.execute(statement)
 
     def close(self) -> None:
         if self._close_store:
