@@ -9,8 +9,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from api.auth.db_postgres import PostgresSecurityDb
 from api.config import parse_config
 from api.demo import DEMO_CAMERAS
+from api.review.store import ReviewStore
 from api.service import Service
 from events.model import Event, EventTransition, Phase, TrafficCount
 from events.storage.postgres import PostgresEventStore
@@ -167,6 +169,9 @@ def test_postgres_restart_mid_run_loses_nothing(tmp_path: Path, footage_dir: Pat
                 else:  # still open when the service stopped: ended by the stop
                     assert not by_id[event_id].active
             assert sum(r.count for r in store.traffic()) == sum(c.count for c in counted) > 0
+            # Every event was filed for review too, in the same database (the feeder waits out an outage).
+            review = ReviewStore(PostgresSecurityDb(store))
+            assert all(review.item_of_event(event_id) is not None for event_id in last)
         finally:
             store.close()
     finally:
