@@ -201,10 +201,16 @@ class StorageConfig(ConfigModel):
         return Path(db_path).parent / "state" if db_path is not None else Path(".khupho/state")
 
 
-def open_event_store(config: SqliteStoreConfig | PostgresStoreConfig) -> EventStore:
+def open_event_store(
+    config: SqliteStoreConfig | PostgresStoreConfig, *, notify_feed: bool = False
+) -> EventStore:
     """The configured event store, its schema migrated; raises :class:`events.storage.store.StorageError`
-    if it cannot be used (the message names the database, never the password)."""
+    if it cannot be used (the message names the database, never the password). ``notify_feed``: notify
+    stored transitions for the live feed shared by several processes (PostgreSQL only, see
+    ``events/storage/pg_feed.py``)."""
     if isinstance(config, SqliteStoreConfig):
+        if notify_feed:
+            raise ValueError("the live feed shared by several processes needs PostgreSQL, not SQLite")
         from events.storage.sqlite import SqliteEventStore
 
         return SqliteEventStore(config.path)
@@ -219,6 +225,7 @@ def open_event_store(config: SqliteStoreConfig | PostgresStoreConfig) -> EventSt
         sslmode=config.sslmode,
         pool_size=config.pool_size,
         connect_timeout_s=config.connect_timeout_s,
+        notify_feed=notify_feed,
     )
 
 

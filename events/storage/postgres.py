@@ -4,8 +4,10 @@ Layout (the numbered files in ``migrations/postgres/``, the same versions as SQL
 start-up and recorded in ``schema_migrations``): ``events`` with ``phase_rank`` (a transition only
 replaces the row when its phase is at least the stored one), ``event_classes`` for the class filter,
 ``snapshots``, ``clips``, ``locks``, per-minute ``traffic`` and ``applied_batches`` (a writer batch
-replayed or retried is skipped whole, so traffic is never counted twice). Times are integer microseconds since
-the epoch and ids sort bytewise, so pages, cursors and traffic buckets are exactly SQLite's.
+replayed or retried is skipped whole, so traffic is never counted twice); ``feed_seq`` numbers each
+stored transition for the live feed shared by several processes (``pg_feed.py``). Times are integer
+microseconds since the epoch and ids sort bytewise, so pages, cursors and traffic buckets are exactly
+SQLite's.
 
 Several khupho processes may start against one database at once: each migration runs under a
 transaction-scoped advisory lock and re-checks what is applied.
@@ -34,6 +36,7 @@ from psycopg.types.json import Jsonb
 
 from events.model import Event, EventTransition, EventType, Phase, TrafficCount
 from events.storage.migrations import latest, migrations
+from events.storage.pg_feed_payload import feed_body, feed_channel
 from events.storage.store import (
     EventFilters,
     StorageError,
@@ -55,31 +58,43 @@ _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 # One statement per transition, so a batch goes to the server in one pipelined round trip: the upsert
 # (skipped for an older phase than the stored one), then the event's class index follows it (classes
-# it no longer has go, new ones come; nothing happens when the upsert was skipped).
-_UPSERT = """
+# it no longer has go, new ones come; nothing happens when the upsert was skipped). Each stored
+# transition gives the row a new feed_seq (the live feed's change number, pg_feed.py), drawn after the
+# row lock is held, so one event's numbers grow in the order its transitions commit.
+_UPSERT_EVENT = """
 WITH up AS (
     INSERT INTO events (id, camera, rule, type, classes, track_ids, start_pts, end_pts,
-                        start_us, end_us, active, score, snapshot, data, phase_rank)
+                        start_us, end_us, active, score, snapshot, data, phase_rank, feed_seq)
     VALUES (%(id)s, %(camera)s, %(rule)s, %(type)s, %(classes)s, %(track_ids)s, %(start_pts)s,
             %(end_pts)s, %(start_us)s, %(end_us)s, %(active)s, %(score)s, %(snapshot)s, %(data)s,
-            %(phase_rank)s)
+            %(phase_rank)s, nextval('events_feed_seq'))
     ON CONFLICT (id) DO UPDATE SET
         camera = excluded.camera, rule = excluded.rule, type = excluded.type,
         classes = excluded.classes, track_ids = excluded.track_ids,
         start_pts = excluded.start_pts, end_pts = excluded.end_pts,
         start_us = excluded.start_us, end_us = excluded.end_us, active = excluded.active,
         score = excluded.score, snapshot = excluded.snapshot, data = excluded.data,
-        phase_rank = excluded.phase_rank
+        phase_rank = excluded.phase_rank, feed_seq = nextval('events_feed_seq')
     WHERE excluded.phase_rank >= events.phase_rank
-    RETURNING id, start_us
+    RETURNING id, start_us, feed_seq
 ), gone AS (
     DELETE FROM event_classes c USING up
     WHERE c.event_id = up.id AND (c.start_us <> up.start_us OR NOT c.class_name = ANY(%(class_index)s))
-)
+)"""
+_INDEX_CLASSES = """
 INSERT INTO event_classes (class_name, start_us, event_id)
 SELECT name, up.start_us, up.id FROM up CROSS JOIN unnest(%(class_index)s::text[]) AS name
 ON CONFLICT DO NOTHING
 """
+_UPSERT = _UPSERT_EVENT + _INDEX_CLASSES
+# With the live feed on: the same, and a notification of what was stored (none when skipped), sent by
+# the server at commit (pg_feed_payload.py has its format).
+_UPSERT_NOTIFY = (
+    _UPSERT_EVENT
+    + ", indexed AS ("
+    + _INDEX_CLASSES
+    + ")\nSELECT pg_notify(%(channel)s, up.feed_seq::text || ':' || %(feed)s::text) FROM up"
+)
 
 _ADD_TRAFFIC = (
     "INSERT INTO traffic (camera, line, minute_us, class_name, direction, count) "
@@ -210,7 +225,9 @@ class PostgresEventStore:
     """:class:`events.storage.store.EventStore` on a PostgreSQL database (12 or newer; tested on 15).
 
     ``schema`` puts khupho's tables in their own schema (created if missing), e.g. to share a
-    database; the default is ``public``.
+    database; the default is ``public``. ``notify_feed``: notify each stored transition on the live
+    feed's channel of the schema, for :class:`events.storage.pg_feed.PgFeedListener` in other
+    processes (every writer of a database whose feed is listened to should have it on).
     """
 
     def __init__(
@@ -225,11 +242,14 @@ class PostgresEventStore:
         pool_size: int = 4,
         connect_timeout_s: int = 5,
         schema: str = "public",
+        notify_feed: bool = False,
     ) -> None:
         if not _SCHEMA_NAME.match(schema):
             raise ValueError(f"schema must be a lower-case SQL identifier, got {schema!r}")
         self.name = f"{host}:{port}/{dbname}" + ("" if schema == "public" else f" (schema {schema})")
         self.schema = schema
+        self.notify_feed = notify_feed
+        self.feed_channel = feed_channel(schema)
         self._password = password
         params: dict[str, Any] = {
             "host": host,
@@ -238,7 +258,6 @@ class PostgresEventStore:
             "user": user,
             "sslmode": sslmode,
             "connect_timeout": connect_timeout_s,
-            "application_name": "khupho",
             # Notice a server that vanished without closing the socket (a host down, a cable pulled).
             "keepalives": 1,
             "keepalives_idle": 30,
@@ -249,14 +268,15 @@ class PostgresEventStore:
         if password is not None:
             params["password"] = password
 
-        def connect() -> psycopg.Connection[Any]:
+        def connect(application_name: str = "khupho") -> psycopg.Connection[Any]:
             try:
                 # autocommit: a read is one statement; writes open ``conn.transaction()`` themselves.
-                return psycopg.connect(autocommit=True, **params)
+                return psycopg.connect(autocommit=True, **{**params, "application_name": application_name})
             except psycopg.Error as exc:
                 message = self._scrub(str(exc).strip())
             raise StorageError(f"cannot connect to event database {self.name}: {message}")
 
+        self._connect = connect
         self._pool = _Connections(connect, pool_size, float(connect_timeout_s) * 2, self.name)
         try:
             self._migrate()
@@ -273,6 +293,16 @@ class PostgresEventStore:
         if self._password:
             message = message.replace(self._password, "***")
         return message
+
+    def scrub(self, message: str) -> str:
+        """``message`` fit for a log line: one line, never the password."""
+        return self._scrub(message)
+
+    def dedicated_connection(self, application_name: str) -> psycopg.Connection[Any]:
+        """A new autocommit connection outside the pool, for a caller that keeps it (the live feed's
+        LISTEN) and closes it, named in ``pg_stat_activity`` by ``application_name``;
+        :class:`StorageError` naming the database when it cannot connect."""
+        return self._connect(application_name)
 
     @contextmanager
     def transaction(self) -> Iterator[psycopg.Cursor[Any]]:
@@ -363,7 +393,11 @@ class PostgresEventStore:
     ) -> bool:
         """``fence`` runs first inside the batch's transaction and raises to refuse the whole batch
         (cluster mode: a camera's writer whose lease has moved to another node)."""
-        rows = [_row(t) for t in transitions]  # validate before borrowing a connection
+        # Validated (and the feed's payloads made) before borrowing a connection.
+        if self.notify_feed:
+            rows = [{**_row(t), "channel": self.feed_channel, "feed": feed_body(t)} for t in transitions]
+        else:
+            rows = [_row(t) for t in transitions]
         counts = _traffic_rows(traffic)
         if not rows and not counts and batch_id is None:
             return True
@@ -378,7 +412,14 @@ class PostgresEventStore:
                 )
                 if cur.rowcount == 0:
                     return False
-            if rows:
+            if rows and self.notify_feed:
+                with conn.pipeline():
+                    if batch_id is None:
+                        # The transaction gets its id before its first feed_seq (the batch's row
+                        # above gave it one otherwise): the listener's watermark relies on it.
+                        cur.execute("SELECT txid_current()")
+                    cur.executemany(_UPSERT_NOTIFY, rows)
+            elif rows:
                 cur.executemany(_UPSERT, rows)  # pipelined: one round trip for the batch
             if counts:
                 cur.executemany(_ADD_TRAFFIC, counts)

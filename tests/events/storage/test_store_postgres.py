@@ -72,6 +72,8 @@ def test_a_version_1_schema_is_upgraded_in_place(postgres: PgServer, schema: str
             f"DROP TABLE {schema}.clips, {schema}.locks, {schema}.applied_batches, {schema}.cluster_leases"
         )
         conn.execute(f"DROP INDEX {schema}.events_by_end")
+        conn.execute(f"ALTER TABLE {schema}.events DROP COLUMN feed_seq")
+        conn.execute(f"DROP SEQUENCE {schema}.events_feed_seq")
         conn.execute(f"DELETE FROM {schema}.schema_migrations WHERE version > 1")
     upgraded = PostgresEventStore(**postgres.store_options(), schema=schema)  # type: ignore[arg-type]
     try:
