@@ -253,8 +253,9 @@ class PgFeedListener:
         if item.seq in self._seen or self._caught_up_at.get(item.event_id, -1) >= item.seq:
             self._count("duplicates")
             return
-        self._seen.add(item.seq)
+        # Read before it counts as seen: a read that fails (connection lost) leaves it to the catch-up.
         transition = item.transition if item.transition is not None else self._read_reference(conn, item)
+        self._seen.add(item.seq)
         if transition is not None:
             self._bus.publish(transition)
             self._count("published")
