@@ -155,8 +155,19 @@ def test_a_transition_too_big_for_a_payload_arrives_whole_through_a_reference(fe
     assert (stats.references, stats.folded, stats.published) == (2, 1, 3)
 
 
+def test_someone_elses_payload_on_the_channel_is_logged_and_skipped(
+    feed: Feed, postgres: PgServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    with postgres.connect() as conn:
+        conn.execute("SELECT pg_notify(%s, %s)", (feed.writer.feed_channel, "hello"))
+    feed.writer.apply_batch([start("a")], (), batch_id="b1")
+    assert drain(feed.sub, 1) == [start("a")]
+    assert feed.listener.stats().malformed == 1
+    assert "not the feed's" in caplog.text
+
+
 def test_a_listener_away_while_a_lower_feed_seq_commits_still_gets_it(
-    postgres: PgServer, schema: str
+    postgres: PgServer, schema: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Numbers are drawn before commit: a transaction that drew one and commits after later ones, while
     the listener is reconnecting, is caught up (the watermark never passed it)."""
@@ -191,6 +202,11 @@ def test_a_listener_away_while_a_lower_feed_seq_commits_still_gets_it(
         assert quiet(feed.sub) == []
         stats = feed.listener.stats()
         assert (stats.reconnects, stats.catch_ups) == (1, 1) and stats.caught_up >= 1
+        assert stats.disconnects == 1 and stats.connected
+        lines = [r.getMessage() for r in caplog.records if r.name == "events.storage.pg_feed"]
+        assert any("connection lost" in m and f"127.0.0.1:{postgres.port}/postgres" in m for m in lines)
+        assert any("reconnected after" in m for m in lines)
+        assert postgres.password not in caplog.text
     finally:
         feed.close()
 
