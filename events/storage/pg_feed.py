@@ -29,7 +29,11 @@ transactions; once those have all ended it notifies itself a mark; receiving its
 every notification committed before it) sets W = L. This holds because a notifying writer's
 transaction has its id before it draws a number (``PostgresEventStore.apply_batch``). The listener
 is ready (:meth:`PgFeedListener.wait_ready`) after its first mark: from then on every transition a
-notifying store commits is published exactly once, across any number of reconnects.
+notifying store commits is published exactly once, across any number of reconnects. Any transaction
+holding a transaction id holds the watermark while it runs (the server cannot tell which of them are
+feed writers); meanwhile the listener remembers each number it publishes (``stats().tracked``, some
+70 bytes each), so a session left idle in a transaction for hours costs memory: set the server's
+``idle_in_transaction_session_timeout``.
 
 A notification too big for a payload (8000 bytes) arrives as a reference; the listener reads the
 event on its connection and publishes it if its row still holds that transition (else the event
@@ -79,6 +83,7 @@ class FeedStats:
     catch_ups: int  # catch-ups done after reconnecting
     caught_up: int  # transitions published by catch-ups
     watermark: int  # the feed_seq up to which everything was received; -1 before ready
+    tracked: int  # feed_seqs above the watermark remembered to drop duplicates (grows while it is held)
     connected: bool
 
 
@@ -159,6 +164,7 @@ class PgFeedListener:
             return FeedStats(
                 **self._counts,
                 watermark=-1 if self._watermark is None else self._watermark,
+                tracked=len(self._seen),
                 connected=self._connected,
             )
 
