@@ -183,19 +183,19 @@ class PgFeedListener:
                 conn = self._store.dedicated_connection(APPLICATION_NAME)
                 conn.execute(f'LISTEN "{self._channel}"')
                 self._pending = self._mark_sent = None
+                caught: int | None = None
                 if self._watermark is None:
-                    self._start_watermark(conn)  # the first: from now on, no history
-                    caught = 0
+                    self._start_watermark(conn)  # never ready yet: from now on, no history
                 else:
                     caught = self._catch_up(conn)
                 self._set_connected(True)
-                if lost_at is not None:
+                if lost_at is not None and caught is not None:
                     self._count("reconnects")
                     log.warning(
                         "live feed from %s: reconnected after %.1f s, caught up %d transitions",
                         self._store.name, time.monotonic() - lost_at, caught,
                     )  # fmt: skip
-                    lost_at = None
+                lost_at = None
                 delay = self._reconnect_initial_s
                 self._serve(conn)
             except (StorageError, psycopg.Error, OSError) as exc:
@@ -204,9 +204,8 @@ class PgFeedListener:
                 message = self._store.scrub(str(exc).strip() or type(exc).__name__)
                 if lost_at is None:
                     lost_at = time.monotonic()
-                    log.warning(
-                        "live feed from %s: connection lost (%s); reconnecting", self._store.name, message
-                    )
+                    what = "cannot connect" if self._watermark is None else "connection lost"
+                    log.warning("live feed from %s: %s (%s); retrying", self._store.name, what, message)
                 else:
                     log.info("live feed from %s: still no connection (%s)", self._store.name, message)
                 # Jitter: the API processes of a cluster don't all come back at the same instant.
