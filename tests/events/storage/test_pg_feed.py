@@ -192,9 +192,15 @@ def test_a_listener_away_while_a_lower_feed_seq_commits_still_gets_it(
             assert drain(feed.sub, 1) == [start("fast")]
             time.sleep(0.6)  # watermark steps pass: none may go beyond the open transaction
             with postgres.connect() as admin:
+                listeners = "FROM pg_stat_activity WHERE application_name = %s"
+
+                def only_ours() -> bool:  # earlier tests' listeners' backends may be ending still
+                    row = admin.execute("SELECT count(*) " + listeners, (APPLICATION_NAME,)).fetchone()
+                    return row is not None and row[0] == 1
+
+                assert wait_until(only_ours, timeout=5)
                 killed = admin.execute(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s",
-                    (APPLICATION_NAME,),
+                    "SELECT pg_terminate_backend(pid) " + listeners, (APPLICATION_NAME,)
                 ).fetchall()
             assert killed == [(True,)]
             time.sleep(0.1)
