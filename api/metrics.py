@@ -231,6 +231,10 @@ class KhuphoMetrics:
     def watch_retention(self, totals: PurgeReport) -> None:
         self._watched.retention = totals
 
+    def watch_feed(self, stats: Callable[[], Any]) -> None:
+        """Cluster mode: the live feed from the database (``events/storage/pg_feed.py``)."""
+        self._watched.feed = stats
+
     def watch_cluster(self, status: Callable[[], dict[str, Any] | None]) -> None:
         """Cluster mode: per-node and per-camera numbers from the controller's last status."""
         self._watched.cluster = status
@@ -258,12 +262,28 @@ class _WatchCollector(Collector):
         self.retention: PurgeReport | None = None
         self.publishers: dict[str, Callable[[], object]] = {}
         self.cluster: Callable[[], dict[str, Any] | None] | None = None
+        self.feed: Callable[[], Any] | None = None
 
     def describe(self) -> Iterable[Metric]:
         return []  # series appear once a component is watched
 
     def collect(self) -> Iterable[Metric]:
         ns = self.ns
+        if self.feed is not None:
+            f = self.feed()
+            yield CounterMetricFamily(
+                f"{ns}_feed_published", "Transitions the database feed published", f.published
+            )
+            yield CounterMetricFamily(
+                f"{ns}_feed_reconnects", "Feed connections made again after a loss", f.reconnects
+            )
+            yield CounterMetricFamily(
+                f"{ns}_feed_caught_up", "Transitions published by catch-ups", f.caught_up
+            )
+            yield CounterMetricFamily(
+                f"{ns}_feed_duplicates", "Feed notifications already published", f.duplicates
+            )
+            yield GaugeMetricFamily(f"{ns}_feed_connected", "1 while the feed listens", float(f.connected))
         if self.cluster is not None:
             status = self.cluster()
             if status is not None:

@@ -28,6 +28,7 @@ from api.metrics import KhuphoMetrics
 from api.reports.install import default_desk
 from api.review.feeder import ReviewFeeder
 from cluster.client import ClusterWatch
+from cluster.leader import Leadership
 from detectors import open_detector
 from detectors.batcher import InferenceBatcher
 from events.congestion import TrafficBoard
@@ -36,6 +37,7 @@ from events.publish.mqtt import MqttPublisher
 from events.publish.webhooks import WebhookSender
 from events.redaction import FaceRedactor
 from events.storage import EventBus, SnapshotWriter, open_event_store, open_object_store
+from events.storage.pg_feed import PgFeedListener
 from events.storage.retention import RetentionJob
 from events.storage.spool import UploadSpool, link_to_store
 from events.storage.store import EventStore
@@ -147,6 +149,11 @@ class Service:
         self.sink = EventSink(
             self.store, self.bus, self.snapshots, observer=self.metrics, journal_dir=state_dir
         )
+        # Cluster mode: the live bus is fed from the database (LISTEN/NOTIFY), where the camera actors
+        # and the controller store their transitions; this process stores none of its own.
+        self.feed = PgFeedListener(self.store, self.bus) if self.cluster is not None else None  # type: ignore[arg-type]
+        if self.feed is not None:
+            self.metrics.watch_feed(self.feed.stats)
         if self.cluster is None:
             # What a crashed run left: its journal is stored first, then its open events end. (In a
             # cluster the controller does this per camera when it fences a lost actor off.)
@@ -166,18 +173,19 @@ class Service:
             if self.cluster is not None:  # lane states come from the cluster's camera actors
                 self.cluster.on_traffic = self.traffic_board.report
         self.publishers: list[MqttPublisher | WebhookSender] = []
-        if config.publish.mqtt is not None:
-            self.publishers.append(MqttPublisher(config.publish.mqtt, self.bus, self.traffic_board))
-        self.publishers += [
-            WebhookSender(hook, self.bus, self.traffic_board) for hook in config.publish.webhooks
-        ]
-        for i, publisher in enumerate(self.publishers):
-            name = (
-                "mqtt"
-                if isinstance(publisher, MqttPublisher)
-                else f"webhook{i - (config.publish.mqtt is not None)}"
-            )
-            self.metrics.watch_publisher(name, publisher.stats)
+        self._publishers_lock = threading.Lock()
+        # In a cluster every API replica gets every transition: one of them (the holder of a database
+        # lock) publishes, so MQTT messages and webhooks go out once, not once per replica.
+        wants_publishers = config.publish.mqtt is not None or bool(config.publish.webhooks)
+        self.publish_leader = (
+            Leadership(
+                self.store, "publishers", on_gain=self._start_publishers, on_loss=self._stop_publishers
+            )  # type: ignore[arg-type]
+            if self.cluster is not None and wants_publishers
+            else None
+        )
+        if self.cluster is None:
+            self._make_publishers()
         self.workers: dict[str, CameraWorker] = {}
         self.errors: dict[str, str] = {}
         for cam_id, cam in config.cameras.items():
@@ -237,6 +245,10 @@ class Service:
         )
 
     def start(self) -> Service:
+        if self.feed is not None:
+            self.feed.start()
+            if not self.feed.wait_ready(30.0):
+                log.error("live feed: not connected to the event database yet; it keeps trying")
         if self.cluster is not None:
             self.cluster.start()  # joins the Ray cluster; creates the controller if none runs
         self.sink.start()
@@ -249,6 +261,8 @@ class Service:
             self.clips.start()
         if self.traffic_board is not None:
             self.traffic_board.start()
+        if self.publish_leader is not None:
+            self.publish_leader.start()
         for publisher in self.publishers:
             publisher.start()
         for worker in self.workers.values():
@@ -270,6 +284,8 @@ class Service:
         self._stop.set()
         if self.cluster is not None:
             self.cluster.close()  # the cameras keep running in the cluster
+        if self.feed is not None:
+            self.feed.close()
         self.retention.close(timeout=left())
         stoppers = [
             threading.Thread(target=w.stop, kwargs={"timeout": budget / 2}, name=f"stop-{c}", daemon=True)
@@ -287,6 +303,8 @@ class Service:
         if self.snapshots is not None:
             self.snapshots.close(timeout=left())  # encodes what is queued into the spool
         self.uploads.close(timeout=left())  # what S3 does not take now is uploaded at the next start
+        if self.publish_leader is not None:
+            self.publish_leader.close(timeout=min(5.0, left()))  # closes the publishers if it ran them
         for publisher in self.publishers:
             publisher.close(timeout=min(5.0, left()))
         if self.traffic_board is not None:
@@ -302,6 +320,34 @@ class Service:
             time.monotonic() - started,
             "" if stored else " (event batches left in the journal for the next start)",
         )
+
+    def _make_publishers(self) -> None:
+        config = self.config
+        if config.publish.mqtt is not None:
+            self.publishers.append(MqttPublisher(config.publish.mqtt, self.bus, self.traffic_board))
+        self.publishers += [
+            WebhookSender(hook, self.bus, self.traffic_board) for hook in config.publish.webhooks
+        ]
+        for i, publisher in enumerate(self.publishers):
+            name = (
+                "mqtt"
+                if isinstance(publisher, MqttPublisher)
+                else f"webhook{i - (config.publish.mqtt is not None)}"
+            )
+            self.metrics.watch_publisher(name, publisher.stats)
+
+    def _start_publishers(self) -> None:
+        with self._publishers_lock:
+            if not self.publishers:
+                self._make_publishers()
+                for publisher in self.publishers:
+                    publisher.start()
+
+    def _stop_publishers(self) -> None:
+        with self._publishers_lock:
+            publishers, self.publishers = self.publishers, []
+        for publisher in publishers:
+            publisher.close(timeout=5.0)
 
     def _people(self, image: np.ndarray) -> np.ndarray:
         """Person boxes (xyxy) in a resident's photo, through the cameras' batcher."""

@@ -156,6 +156,7 @@ class CameraHost:
             sslmode=db.sslmode,
             pool_size=CAMERA_DB_CONNECTIONS,
             connect_timeout_s=db.connect_timeout_s,
+            notify_feed=True,  # the API processes' live feed (events/storage/pg_feed.py)
         )
         self.objects = open_object_store(config.storage.objects)
         spool = config.storage.spool

@@ -37,7 +37,8 @@ class ControllerHost:
         from events.storage.postgres import PostgresEventStore
 
         assert config.cluster is not None
-        store = open_event_store(config.storage.database)
+        # notify_feed: the controller's camera_offline/online events reach the live feed too.
+        store = open_event_store(config.storage.database, notify_feed=True)
         assert isinstance(store, PostgresEventStore)  # the config checks it
         self.store = store
         self.runtime = RayRuntime(config, state_root=state_root)

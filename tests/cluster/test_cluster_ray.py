@@ -8,10 +8,12 @@ killed: a rolling restart, one node at a time, never leaves a camera away longer
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -24,9 +26,14 @@ import yaml
 
 from api.demo import DEMO_CAMERAS, DEMO_KHU_PHO, DEMO_WARDS
 from tests.api.support import login
+from tests.api.test_service_integration import read_sse
 from tests.conftest_pg import PgServer
 from tests.conftest_ray import RAY_HOST, RayNode, start_ray_head, start_ray_worker
 from tests.conftest_s3 import S3Server, free_ports
+from tests.events.mosquitto import Mosquitto
+from tests.events.test_mqtt import PASSWORD as MQTT_PASSWORD
+from tests.events.test_mqtt import USER as MQTT_USER
+from tests.events.test_mqtt import Listener
 
 pytestmark = pytest.mark.slow
 
@@ -53,7 +60,15 @@ CAPACITY = 8  # per worker node: one node can take all seven cameras
 
 
 def _config(
-    tmp: Path, footage: Path, models: Path, pg: PgServer, dbname: str, s3: S3Server, ray: str, port: int
+    tmp: Path,
+    footage: Path,
+    models: Path,
+    pg: PgServer,
+    dbname: str,
+    s3: S3Server,
+    ray: str,
+    port: int,
+    mqtt: int,
 ):
     cameras = {}
     for cam_id, (demo, khu_pho) in CAMERAS.items():
@@ -93,6 +108,14 @@ def _config(
         },
         "privacy": {"face_model": str(models / "face_detection_yunet.onnx")},
         "api": {"host": "127.0.0.1", "port": port},
+        "publish": {
+            "mqtt": {
+                "port": mqtt,
+                "username": MQTT_USER,
+                "password": MQTT_PASSWORD,
+                "event_types": ["camera_offline", "camera_online"],
+            }
+        },
         "wards": DEMO_WARDS,
         "khu_pho": DEMO_KHU_PHO,
         "cameras": cameras,
@@ -164,7 +187,10 @@ def test_cluster_rehomes_cameras_of_a_killed_node(
     ray_root.mkdir()
     nodes: list[RayNode] = []
     procs: list[subprocess.Popen[bytes]] = []
-    (port,) = free_ports(1)
+    port, port2 = free_ports(2)
+    broker = Mosquitto(tmp_path / "mosquitto", MQTT_USER, MQTT_PASSWORD).start()
+    listener = Listener(broker.port)
+    sse: list[dict[str, Any]] = []  # what the second API replica streams
     env = dict(os.environ, KHUPHO_ADMIN_PASSWORD=ADMIN_PASSWORD, PYTHONPATH=str(Path.cwd()))
     try:
         head, address = start_ray_head(ray_root)
@@ -172,15 +198,14 @@ def test_cluster_rehomes_cameras_of_a_killed_node(
         first = start_ray_worker(ray_root, address, "w1", cameras=CAPACITY)
         second = start_ray_worker(ray_root, address, "w2", cameras=CAPACITY)
         nodes += [first, second]
-        cfg = tmp_path / "khupho.yaml"
-        cfg.write_text(
-            yaml.safe_dump(
-                _config(tmp_path, footage_dir, models_dir, postgres, dbname, seaweedfs, address, port),
-                allow_unicode=True,
+        cfg, cfg2 = tmp_path / "khupho.yaml", tmp_path / "replica.yaml"
+        for path, api_port in ((cfg, port), (cfg2, port2)):  # one config; each replica its own port
+            config = _config(
+                tmp_path, footage_dir, models_dir, postgres, dbname, seaweedfs, address, api_port, broker.port
             )
-        )
+            path.write_text(yaml.safe_dump(config, allow_unicode=True))
         procs.append(_khupho("run", "--config", str(cfg), env=env, log=tmp_path / "run.log"))
-        url = f"http://127.0.0.1:{port}"
+        url, url2 = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{port2}"
         with (
             httpx.Client(base_url=url, timeout=10) as client,
             psycopg.connect(
@@ -198,6 +223,18 @@ def test_cluster_rehomes_cameras_of_a_killed_node(
             _wait("the API", up, 90)
             assert procs[0].poll() is None, (tmp_path / "run.log").read_text()[-3000:]
             login(client, "admin", ADMIN_PASSWORD)
+            # A second, stateless API replica: same accounts (in PostgreSQL), same live feed.
+            procs.append(_khupho("run", "--config", str(cfg2), env=env, log=tmp_path / "run2.log"))
+
+            def up2() -> bool:
+                try:
+                    return httpx.get(f"{url2}/healthz", timeout=5).status_code == 200
+                except httpx.HTTPError:
+                    return procs[1].poll() is not None
+
+            _wait("the second API replica", up2, 90)
+            assert procs[1].poll() is None, (tmp_path / "run2.log").read_text()[-3000:]
+            threading.Thread(target=read_sse, args=(url2, ADMIN_PASSWORD, 900, sse), daemon=True).start()
             DIAGNOSE[:] = [
                 lambda: _cameras(client),
                 lambda: db.execute(
@@ -264,6 +301,29 @@ def test_cluster_rehomes_cameras_of_a_killed_node(
                 20,
             )
             assert not set(got) & set(stayed), f"cameras that never moved went offline: {got}"
+
+            # The same pairs reached the second replica's live stream from the database feed, and MQTT
+            # once: only the replica holding the publishers' lock publishes.
+            def streamed() -> bool:
+                seen = {(m["event"]["camera"], m["event"]["type"]) for m in list(sse)}
+                return all({(c, "camera_offline"), (c, "camera_online")} <= seen for c in moved)
+
+            _wait("offline/online pairs on the second replica's SSE stream", streamed, 20)
+            assert any(m["event"]["type"] not in ("camera_offline", "camera_online") for m in sse), (
+                "the stream carried no camera event: the feed from the camera actors is missing"
+            )
+
+            def offline_news() -> dict[str, int]:
+                out: dict[str, int] = defaultdict(int)
+                for payload in listener.on("khupho/events"):
+                    msg = json.loads(payload)
+                    if msg["type"] == "new" and msg["after"]["type"] == "camera_offline":
+                        out[msg["after"]["camera"]] += 1
+                return out
+
+            _wait("camera_offline on MQTT", lambda: set(offline_news()) >= set(moved), 20)
+            time.sleep(2)  # a second publisher would have sent its copy by now
+            assert offline_news() == dict.fromkeys(moved, 1), offline_news()
             online_at = {}
             for e in _events(db):
                 if e["type"] == "camera_offline" and e["camera"] in moved and e["start"] >= killed_at - 1:
@@ -306,7 +366,7 @@ def test_cluster_rehomes_cameras_of_a_killed_node(
                     db.execute(
                         "SELECT count(*) FROM events"
                         " WHERE camera = %s AND start_us > %s AND type NOT LIKE 'camera_%%'",
-                        (cam, int(online_at[cam] * 1e6)),
+                        (cam, int(killed_at * 1e6)),  # the old actor was dead by then: the new one
                     ).fetchone()[0]
                     > 0
                     for cam in moved
@@ -373,6 +433,8 @@ def test_cluster_rehomes_cameras_of_a_killed_node(
             still_open = db.execute("SELECT camera, type FROM events WHERE active").fetchall()
             assert not still_open, still_open
     finally:
+        listener.close()
+        broker.kill()
         for proc in procs:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)

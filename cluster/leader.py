@@ -1,0 +1,88 @@
+"""One API process of many does a job: the holder of a PostgreSQL session advisory lock.
+
+In cluster mode every API replica receives every transition from the shared feed, but MQTT messages
+and webhooks must go out once, not once per replica. The replica holding the lock runs the
+publishers; when it stops or its database session ends (a crash, a network cut), PostgreSQL releases
+the lock and another replica takes over within ``interval_s``. Delivery stays at-least-once (as MQTT
+QoS 1 and webhook retries already are): around a hand-over a message can go out twice, none is
+skipped for good by the hand-over itself.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from events.storage.postgres import PostgresEventStore
+
+log = logging.getLogger(__name__)
+
+
+class Leadership:
+    """Calls ``on_gain`` when this process takes the lock named ``job``, ``on_loss`` when it loses it."""
+
+    def __init__(
+        self,
+        store: PostgresEventStore,
+        job: str,
+        *,
+        on_gain: Callable[[], None],
+        on_loss: Callable[[], None],
+        interval_s: float = 2.0,
+    ) -> None:
+        self.store = store
+        self.job = job
+        self.on_gain = on_gain
+        self.on_loss = on_loss
+        self.interval_s = interval_s
+        self.held = False
+        self._conn: Any = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"leader-{job}", daemon=True)
+
+    def start(self) -> Leadership:
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._round()
+            except Exception as exc:  # the session is gone: so is the lock
+                log.warning("%s: database session lost (%s)", self.job, self.store.scrub(str(exc)))
+                self._drop()
+            self._stop.wait(self.interval_s)
+        self._drop()
+
+    def _round(self) -> None:
+        if self._conn is None:
+            self._conn = self.store.dedicated_connection(f"khupho-{self.job}")
+        if self.held:
+            self._conn.execute("SELECT 1")  # still our session, so still our lock
+            return
+        row = self._conn.execute("SELECT pg_try_advisory_lock(hashtext('khupho'), hashtext(%s))", (self.job,))
+        if row.fetchone()[0]:
+            self.held = True
+            log.info("this process now runs %s for the cluster", self.job)
+            self.on_gain()
+
+    def _drop(self) -> None:
+        if self.held:
+            self.held = False
+            log.warning("this process no longer runs %s", self.job)
+            try:
+                self.on_loss()
+            except Exception:
+                log.exception("%s: stopping after the lock was lost", self.job)
+        if self._conn is not None:
+            try:
+                self._conn.close()  # ends the session: the lock is released at once
+            except Exception as exc:
+                log.debug("closing the %s session: %s", self.job, exc)
+            self._conn = None
+
+    def close(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        self._thread.join(timeout)
