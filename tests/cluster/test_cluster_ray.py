@@ -8,6 +8,7 @@ killed: a rolling restart, one node at a time, never leaves a camera away longer
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -234,7 +235,7 @@ def test_cluster_rehomes_cameras_of_a_killed_node(
 
             _wait("the second API replica", up2, 90)
             assert procs[1].poll() is None, (tmp_path / "run2.log").read_text()[-3000:]
-            threading.Thread(target=read_sse, args=(url2, ADMIN_PASSWORD, 900, sse), daemon=True).start()
+            threading.Thread(target=_follow, args=(url2, sse), daemon=True).start()
             DIAGNOSE[:] = [
                 lambda: _cameras(client),
                 lambda: db.execute(
@@ -444,6 +445,12 @@ def test_cluster_rehomes_cameras_of_a_killed_node(
                     proc.kill()
         for node in reversed(nodes):
             node.kill()
+
+
+def _follow(url: str, out: list[dict[str, Any]]) -> None:
+    """Collect a replica's SSE stream until the replica stops (the end of the test)."""
+    with contextlib.suppress(httpx.HTTPError):
+        read_sse(url, ADMIN_PASSWORD, 900, out)
 
 
 class _Watch:
