@@ -30,6 +30,13 @@ import psycopg
 import pytest
 
 HOST = "127.0.0.1"
+# A throwaway cluster: durability across power loss is not what the tests check.
+TEST_SETTINGS = {
+    "fsync": "off",
+    "full_page_writes": "off",
+    "shared_buffers": "16MB",
+    "max_connections": "60",
+}
 PG_BIN_DIRS = [Path("/usr/lib/postgresql/15/bin")]
 
 
@@ -67,6 +74,8 @@ class PgServer:
     password: str
     data_dir: Path
     proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    # Server settings (``-c name=value``); the default is a throwaway cluster's (see ``start``).
+    settings: dict[str, str] = field(default_factory=lambda: dict(TEST_SETTINGS))
 
     @property
     def log_file(self) -> Path:
@@ -99,10 +108,9 @@ class PgServer:
         cmd = [
             postgres, "-D", str(self.data_dir), "-k", str(self.data_dir),
             "-h", self.host, "-p", str(self.port),
-            # A throwaway cluster: durability across power loss is not what these tests check.
-            "-c", "fsync=off", "-c", "full_page_writes=off", "-c", "shared_buffers=16MB",
-            "-c", "max_connections=60",
         ]  # fmt: skip
+        for name, value in self.settings.items():
+            cmd += ["-c", f"{name}={value}"]
         with self.log_file.open("ab") as log:
             self.proc = subprocess.Popen(
                 cmd, stdout=log, stderr=subprocess.STDOUT, preexec_fn=_as_server_user, cwd=self.data_dir
@@ -147,9 +155,10 @@ class PgServer:
             return ""
 
 
-def start_postgres() -> PgServer:
+def start_postgres(settings: dict[str, str] | None = None) -> PgServer:
     """Make a cluster in a new temporary directory and start it; the caller stops it and removes
-    ``data_dir.parent``."""
+    ``data_dir.parent``. ``settings``: the server's, instead of the tests' throwaway ones (the
+    city benchmark runs a durable, tuned server)."""
     initdb = pg_bin("initdb")
     if initdb is None or pg_bin("postgres") is None:
         pytest.fail("PostgreSQL 15 not found: apt-get install postgresql-15 (scripts/bootstrap test does)")
@@ -189,6 +198,8 @@ def start_postgres() -> PgServer:
         shutil.rmtree(root, ignore_errors=True)
         raise RuntimeError(f"initdb failed: {result.stderr.decode(errors='replace')[-2000:]}")
     server = PgServer(host=HOST, port=_free_port(), user="postgres", password=password, data_dir=data)
+    if settings is not None:
+        server.settings = dict(settings)
     try:
         server.start()
     except BaseException:
