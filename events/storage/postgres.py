@@ -510,8 +510,11 @@ class PostgresEventStore:
         found = self._events(_SELECT + " FROM events e" + _JOINS + " WHERE e.id = %s", (event_id,))
         return found[0] if found else None
 
-    def open_events(self) -> list[Event]:
-        return self._events(_SELECT + " FROM events e" + _JOINS + " WHERE e.active ORDER BY e.start_us, e.id")
+    def open_events(self, camera: str | None = None) -> list[Event]:
+        where, params = ("e.active", ()) if camera is None else ("e.active AND e.camera = %s", (camera,))
+        return self._events(
+            _SELECT + " FROM events e" + _JOINS + f" WHERE {where} ORDER BY e.start_us, e.id", params
+        )
 
     def expired(
         self,

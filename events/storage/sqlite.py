@@ -305,10 +305,13 @@ class SqliteEventStore:
             ).fetchone()
         return None if row is None else _event(row)
 
-    def open_events(self) -> list[Event]:
+    def open_events(self, camera: str | None = None) -> list[Event]:
+        where, params = (
+            ("e.active = 1", ()) if camera is None else ("e.active = 1 AND e.camera = ?", (camera,))
+        )
         with self._reading() as db:
             rows = db.execute(
-                _SELECT + " FROM events e" + _JOINS + " WHERE e.active = 1 ORDER BY e.start_us, e.id"
+                _SELECT + " FROM events e" + _JOINS + f" WHERE {where} ORDER BY e.start_us, e.id", params
             ).fetchall()
         return [_event(r) for r in rows]
 

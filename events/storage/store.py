@@ -197,8 +197,9 @@ class EventStore(Protocol):
         """How many events match ``filters``."""
         ...
 
-    def open_events(self) -> list[Event]:
-        """Every event still active, oldest first (at start-up: those a crashed run left open)."""
+    def open_events(self, camera: str | None = None) -> list[Event]:
+        """Every event still active (only ``camera``'s if given), oldest first (at start-up: those a
+        crashed run left open; in cluster mode: those of a camera whose actor was lost)."""
         ...
 
     def expired(

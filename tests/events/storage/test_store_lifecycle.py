@@ -41,6 +41,13 @@ def test_open_events_are_the_active_ones_oldest_first(store: EventStore) -> None
     assert [e.id for e in store.open_events()] == [events[2].id, events[0].id]
 
 
+def test_open_events_of_one_camera(store: EventStore) -> None:
+    events = [_event(0, ended=False), _event(1, ended=False, camera="cam9")]
+    _store_all(store, events)
+    assert [e.id for e in store.open_events("cam9")] == [events[1].id]
+    assert store.open_events("nowhere") == []
+
+
 def test_clip_and_lock_come_back_with_the_event(store: EventStore) -> None:
     ev = _event(0)
     store.set_clip(ev.id, "clips/cam1/x.mp4")  # before the row exists: kept
