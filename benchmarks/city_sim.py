@@ -245,6 +245,8 @@ def run_controller(
         "rehome_after_s": rehome_after_s,
         "max_moves_per_round": max_moves_per_round,
         "recover_s": round(sim.recover_s, 3),
+        # What each fence's "end what it left open" reads through (writes before: a live city's).
+        "open_events_in_table": _open(store),
     }
     t0 = time.perf_counter()
     cold = sim.run_until(sim.all_running, then=1)
@@ -309,6 +311,13 @@ def _step(step: Step) -> dict[str, Any]:
         "round_p50_ms": round(1e3 * statistics.median(step.round_times), 2),
         "round_max_ms": round(1e3 * max(step.round_times), 2),
     }
+
+
+def _open(store: PostgresEventStore) -> int:
+    with store.transaction() as cur:
+        cur.execute("SELECT COUNT(*) FROM events WHERE active")
+        row = cur.fetchone()
+    return int(row[0]) if row else 0
 
 
 def _count(store: PostgresEventStore, event_type: str) -> int:
