@@ -71,7 +71,7 @@ def test_a_version_1_schema_is_upgraded_in_place(postgres: PgServer, schema: str
         conn.execute(
             f"DROP TABLE {schema}.clips, {schema}.locks, {schema}.applied_batches, {schema}.cluster_leases"
         )
-        conn.execute(f"DROP INDEX {schema}.events_by_end")
+        conn.execute(f"DROP INDEX {schema}.events_by_end, {schema}.events_by_camera_type")
         conn.execute(f"ALTER TABLE {schema}.events DROP COLUMN feed_seq")
         conn.execute(f"DROP SEQUENCE {schema}.events_feed_seq")
         conn.execute(f"DELETE FROM {schema}.schema_migrations WHERE version > 1")
