@@ -165,6 +165,22 @@ def _writes(
         store, paced, writers=opts["writers"], seconds=opts["write_seconds"], paced=True, server_cpu=cpu
     )
     out["paced"]["check"] = check_stored(store, paced)
+    # Flat out again with the live feed on (each batch NOTIFYs: what API processes' listeners need;
+    # PostgreSQL commits notifying transactions one at a time).
+    notifying = PostgresEventStore(**server.store_options(), pool_size=opts["writers"] + 4, notify_feed=True)
+    try:
+        ncams, _ = make_cameras(notifying, opts["cameras"], kinds, "ncam")
+        out["saturation_notify"] = run_writes(
+            notifying,
+            ncams,
+            writers=opts["writers"],
+            seconds=opts["write_seconds"],
+            paced=False,
+            server_cpu=cpu,
+        )
+        out["saturation_notify"]["check"] = check_stored(notifying, ncams)
+    finally:
+        notifying.close()
     return out
 
 
@@ -308,6 +324,12 @@ def _write_rows(w: dict[str, Any]) -> list[tuple[str, str, str]]:
             f"{sat['writers']} connections; CPU s per 1,000 transitions: PostgreSQL "
             f"{sat['postgres_cpu_s_per_1000_transitions']}, "
             f"writers {sat['client_cpu_s_per_1000_transitions']}",
+        ),
+        (
+            "writes, flat out, live feed on (NOTIFY per batch)",
+            f"{w['saturation_notify']['transitions_per_s']} transitions/s "
+            f"({w['saturation_notify']['batches_per_s']} batches/s) = {w['saturation_notify']['ratio']} x",
+            f"PostgreSQL {w['saturation_notify']['postgres_cpu_s_per_1000_transitions']} CPU s / 1,000",
         ),
         (
             "writes, paced at the cameras' rates",

@@ -37,7 +37,7 @@ def test_city_simulation_places_rehomes_stores_and_serves(tmp_path: Path) -> Non
     assert c["rebalance"]["settled"] and c["rebalance"]["moves"] > 0
 
     # Every batch the simulated cameras wrote is stored: events, the open ones, traffic counts.
-    for mode in ("saturation", "paced"):
+    for mode in ("saturation", "paced", "saturation_notify"):
         w = result["writes"][mode]
         check = w["check"]
         assert w["error_count"] == 0 and w["transitions"] > 0
