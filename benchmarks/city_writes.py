@@ -91,7 +91,14 @@ class SimCamera:
 
     @property
     def period_s(self) -> float:
-        return 3600.0 / self.kind.batches_per_hour if self.kind.batches_per_hour > 0 else math.inf
+        """Seconds between its batches; a clip without events writes nothing here (its batches are
+        its events')."""
+        kind = self.kind
+        return (
+            3600.0 / kind.batches_per_hour
+            if kind.batches_per_hour > 0 and kind.events_per_hour > 0
+            else math.inf
+        )
 
     def next_batch(self, now: datetime) -> tuple[list[EventTransition], list[TrafficCount]]:
         kind = self.kind
