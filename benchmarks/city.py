@@ -280,7 +280,7 @@ def _controller_rows(c: dict[str, Any]) -> list[tuple[str, str, str]]:
         (
             "controller cold start",
             f"{cold['rounds']} rounds, {cold['compute_s']} s computed (+ {c['recover_s']} s recovery)",
-            f"{cold['lease_takes']} lease takes, one round trip each",
+            f"{cold['lease_takes']} cameras started; their leases in one statement per round",
         ),
         (
             "controller round at steady state",

@@ -165,10 +165,10 @@ class Controller:
         """A (re)started controller owns no actors yet: every camera's earlier writer is fenced off and
         what it left open ends at the last time it was seen."""
         leases = self.leases.all()
+        self.leases.take_many(dict.fromkeys(self._cameras, "-"))  # one statement for the whole city
         for cam_id in self._cameras:
             lease = leases.get(cam_id)
             last = None if lease is None else datetime.fromtimestamp(lease.seen_us / 1e6, UTC)
-            self.leases.take(cam_id, "-")
             self._end_open(cam_id, last)
 
     def start(self) -> Controller:
@@ -357,18 +357,21 @@ class Controller:
             # One move at a time per round, and only while nothing else moves or is unplaced.
             max_moves=0 if moving or len(current) < len(self._cameras) else self.config.max_moves_per_round,
         )
+        starts = {c: n for c, n in result.assignment.items() if self._cameras[c].node is None}
+        epochs = self.leases.take_many(starts)  # one statement for every camera starting this round
         for cam_id, node in result.assignment.items():
             cam = self._cameras[cam_id]
-            if cam.node is None:
-                self._start(cam, node, now)
+            if cam_id in starts:
+                self._start(cam, node, now, epoch=epochs[cam_id])
             elif cam.moving_to is None and cam.node != node:
                 log.info("camera %r moves from node %s to %s (rebalance)", cam_id, cam.node[:12], node[:12])
                 self.runtime.stop_camera(camera=cam_id, graceful=True)
                 cam.moving_to, cam.stop_deadline = node, now + STOP_TIMEOUT_S
                 self.moves += 1
 
-    def _start(self, cam: _Camera, node: str, now: float) -> None:
-        cam.epoch = self.leases.take(cam.spec.id, node)
+    def _start(self, cam: _Camera, node: str, now: float, *, epoch: int | None = None) -> None:
+        """Start ``cam`` on ``node`` under a new lease (``epoch``: already taken for it)."""
+        cam.epoch = self.leases.take(cam.spec.id, node) if epoch is None else epoch
         cam.node, cam.started, cam.last_ok, cam.report = node, now, None, None
         self.runtime.start_camera(camera=cam.spec.id, node=node, epoch=cam.epoch)
         log.info("camera %r starts on node %s (epoch %d)", cam.spec.id, node[:12], cam.epoch)

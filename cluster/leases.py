@@ -65,6 +65,22 @@ class Leases:
         assert row is not None
         return int(row[0])
 
+    def take_many(self, nodes: dict[str, str]) -> dict[str, int]:
+        """New leases for many cameras (camera -> node) in one statement: camera -> epoch."""
+        if not nodes:
+            return {}
+        now = _now_us()
+        cameras = list(nodes)
+        with self.store.transaction() as cur:
+            cur.execute(
+                "INSERT INTO cluster_leases AS l "
+                "SELECT c, 1, n, %s, %s FROM unnest(%s::text[], %s::text[]) AS t(c, n) "
+                "ON CONFLICT (camera) DO UPDATE SET epoch = l.epoch + 1, node = EXCLUDED.node, "
+                "since_us = EXCLUDED.since_us, seen_us = EXCLUDED.seen_us RETURNING camera, epoch",
+                (now, now, cameras, [nodes[c] for c in cameras]),
+            )
+            return {row[0]: int(row[1]) for row in cur.fetchall()}
+
     def seen(self, cameras: Iterable[str], at_us: int | None = None) -> None:
         """The cameras' actors answered now (their last-alive time, for ending open events)."""
         names = list(cameras)

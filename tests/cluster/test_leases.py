@@ -91,3 +91,16 @@ def test_a_fenced_sink_sets_batches_aside_and_goes_on(store: PostgresEventStore,
     assert [e.track_ids for e in store.list_events()[0]] == [[1]]
     rejected = (tmp_path / "rejected.jsonl").read_text().splitlines()
     assert len(rejected) == 1 and '"track_ids":[2]' in rejected[0].replace(" ", "")
+
+
+def test_many_leases_in_one_statement(store: PostgresEventStore) -> None:
+    leases = Leases(store)
+    assert leases.take("a", "n1") == 1
+    epochs = leases.take_many({"a": "n2", "b": "n2", "c": "n3"})
+    assert epochs == {"a": 2, "b": 1, "c": 1}
+    assert {c: (lease.epoch, lease.node) for c, lease in leases.all().items()} == {
+        "a": (2, "n2"),
+        "b": (1, "n2"),
+        "c": (1, "n3"),
+    }
+    assert leases.take_many({}) == {}
