@@ -40,11 +40,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from api.auth.db_postgres import PostgresSecurityDb
 from api.auth.security import Security
 from benchmarks.city_feed import (
     LoadPlan,
     api_server,
     bulk_load,
+    bulk_review,
     check_pages,
     city_scope,
     explain,
@@ -228,13 +230,13 @@ def _feed(
         ).fetchone()
     busy = row[0] if row else "cam00000"
     out["explain"] = explain(store, [busy])
-    security_db = work / "security.db"
-    security = Security.open(security_db, scope)
+    security = Security.open(PostgresSecurityDb(store), scope)  # the security tables' migrations run here
     try:
         users = make_users(security, scope, operators=max(1, opts["clients"] - 2), busy_camera=busy)
     finally:
         security.close()
-    with api_server(server.store_options(), security_db, opts["cameras"], work, pool_size=8) as base:
+    out["review"] = bulk_review(server.connect)
+    with api_server(server.store_options(), opts["cameras"], work, pool_size=8) as base:
         out["checks"] = [
             check_pages(base, name, users[name], scope, server.connect)
             for name in ("city-admin", "city-supervisor", "city-op000")
@@ -353,8 +355,20 @@ def _feed_rows(f: dict[str, Any]) -> list[tuple[str, str, str]]:
             f"{load['events_bytes'] / gib:.1f} GiB events + {load['event_classes_bytes'] / gib:.1f} GiB "
             f"class index; {load['open_events']} open",
         ),
+    ]
+    if "review" in f:
+        rev = f["review"]
+        rows.append(
+            (
+                "review items (bulk, one per camera, rule and hour)",
+                f"{rev['items']:,} items ({rev['open_items']:,} open) for {rev['events_linked']:,} events, "
+                f"{rev['seconds']} s",
+                "in PostgreSQL with the accounts, as in a cluster",
+            )
+        )
+    rows += [
         (
-            "API GET /events, every request",
+            "API GET /events and /review/items, every request",
             f"p50 {api['p50_ms']} ms, p99 {api['p99_ms']} ms, {api['requests_per_s']} requests/s",
             f"{api['clients']} clients, {api['failure_count']} failures",
         ),

@@ -1,7 +1,7 @@
 """The API process of the city benchmark: ``python -m benchmarks.city_api SPEC.json``.
 
-The real app (``api.app.create_app``) on a :class:`PostgresEventStore`, the security database the
-benchmark made (users, scopes of the simulated city), local media, no cameras; served by uvicorn on
+The real app (``api.app.create_app``) on a :class:`PostgresEventStore`, with the security tables
+(the benchmark's users, the review items) in the same database, local media, no cameras; served by uvicorn on
 a free loopback port, written to the spec's ``ready`` file once it answers. A process of its own, so
 the clients' threads do not share its interpreter lock.
 """
@@ -17,6 +17,7 @@ from pathlib import Path
 import uvicorn
 
 from api.app import create_app
+from api.auth.db_postgres import PostgresSecurityDb
 from api.auth.security import Security
 from api.metrics import KhuphoMetrics
 from benchmarks.city_feed import city_scope
@@ -28,7 +29,8 @@ from events.storage.postgres import PostgresEventStore
 def main(spec_path: str) -> None:
     spec = json.loads(Path(spec_path).read_text())
     store = PostgresEventStore(**spec["store"], pool_size=spec["pool_size"])
-    security = Security.open(spec["security_db"], city_scope(spec["cameras"]))
+    # Accounts and review items in the same PostgreSQL, as an API replica of a cluster has them.
+    security = Security.open(PostgresSecurityDb(store), city_scope(spec["cameras"]))
     app = create_app(
         store,
         LocalObjectStore(Path(spec["media"])),

@@ -219,6 +219,52 @@ def bulk_load(connect: Any, plan: LoadPlan, kinds: list[str], *, jobs: int = 2) 
     return out
 
 
+def bulk_review(connect: Any) -> dict[str, Any]:
+    """File the loaded events for review as the review feeder would, in bulk: one item per camera,
+    rule and hour (the feeder merges events less than 60 s apart, so a busy camera's items are
+    longer than this and a quiet one's the same), open for the last day, resolved before; every
+    event linked to its item. Returns the counts and the seconds it took."""
+    t0 = time.perf_counter()
+    day_ago = int((time.time() - 86400) * 1e6)
+    with connect() as conn:
+        conn.execute("SET maintenance_work_mem = '256MB'")
+        conn.execute(
+            "CREATE TEMP TABLE items AS SELECT camera, rule, start_us / 3600000000 AS hour,"
+            " min(type) AS type, min(start_us) AS start_us, max(coalesce(end_us, start_us)) AS last_us,"
+            " bool_or(active) AS active, count(*) AS events"
+            " FROM events GROUP BY camera, rule, start_us / 3600000000"
+        )
+        conn.execute(
+            "INSERT INTO review_items (id, camera, rule, type, severity, state, start_us, last_us, active,"
+            " events, tracks, classes, created_us, acked_us, resolved_us, resolution, seq)"
+            " SELECT md5(camera || '/' || rule || '/' || hour), camera, rule, type,"
+            " CASE WHEN type IN ('zone_intrusion', 'loitering', 'crowding')"
+            " THEN 'alert' ELSE 'detection' END,"
+            " CASE WHEN start_us >= %s THEN 'new' ELSE 'resolved' END, start_us, last_us, active::int,"
+            " events, '[]', '[]', start_us, CASE WHEN start_us < %s THEN last_us END,"
+            " CASE WHEN start_us < %s THEN last_us END, CASE WHEN start_us < %s THEN 'true_alarm' END,"
+            " row_number() OVER (ORDER BY start_us, camera, rule)"
+            " FROM items",
+            (day_ago, day_ago, day_ago, day_ago),
+        )
+        conn.execute(
+            "INSERT INTO review_events (event_id, item_id, start_us, active)"
+            " SELECT id, md5(camera || '/' || rule || '/' || (start_us / 3600000000)), start_us, active::int"
+            " FROM events"
+        )
+        conn.execute("ANALYZE review_items")
+        conn.execute("ANALYZE review_events")
+        items = conn.execute("SELECT count(*) FROM review_items").fetchone()[0]
+        linked = conn.execute("SELECT count(*) FROM review_events").fetchone()[0]
+        open_items = conn.execute("SELECT count(*) FROM review_items WHERE state = 'new'").fetchone()[0]
+    return {
+        "items": items,
+        "open_items": open_items,
+        "events_linked": linked,
+        "seconds": round(time.perf_counter() - t0, 1),
+    }
+
+
 def _parallel(jobs: list[Any]) -> None:
     errors: list[BaseException] = []
 
@@ -272,15 +318,12 @@ def make_users(
 
 
 @contextmanager
-def api_server(
-    store_options: dict[str, Any], security_db: Path, cameras: int, work: Path, pool_size: int
-) -> Iterator[str]:
+def api_server(store_options: dict[str, Any], cameras: int, work: Path, pool_size: int) -> Iterator[str]:
     """The app in a child process (``python -m benchmarks.city_api``); yields its base URL."""
     ready = work / "api-ready"
     ready.unlink(missing_ok=True)
     spec = {
         "store": store_options,
-        "security_db": str(security_db),
         "cameras": cameras,
         "media": str(work / "media"),
         "ready": str(ready),
@@ -331,6 +374,9 @@ def _scenario(cameras: list[str], rng: random.Random) -> Iterator[tuple[str, str
     yield "last 24 h", "/events", {"limit": 50, "since": _iso(time.time() - 86400)}
     if cameras:
         yield "one camera", "/events", {"limit": 50, "camera": rng.choice(cameras)}
+    # The review console: items of the caller's cameras, newest first, and what is still open.
+    yield "review newest page", "/review/items", {"limit": 50}
+    yield "review open items", "/review/items", {"limit": 50, "state": "new"}
 
 
 def _iso(t: float) -> str:
@@ -361,7 +407,7 @@ def run_clients(
             while not stop.is_set():
                 for kind, path, query in _scenario(visible, rng):
                     cursor = None
-                    for page in range(pages if kind == "newest page" else 1):
+                    for page in range(pages if kind.endswith("newest page") else 1):
                         q = dict(query) | ({"cursor": cursor} if cursor else {})
                         t0 = time.perf_counter()
                         r = client.get(path, params=q)

@@ -50,6 +50,11 @@ def test_city_simulation_places_rehomes_stores_and_serves(tmp_path: Path) -> Non
     # The API's pages (admin, ward supervisor, khu phố operator) are the rows SQL reads.
     assert [ch["match"] for ch in feed["checks"]] == [True, True, True]
     assert feed["clients"]["failure_count"] == 0 and feed["clients"]["requests"] > 0
+    # Every event filed under a review item (in PostgreSQL, with the accounts); the review console's
+    # pages were requested by every role.
+    assert feed["review"]["events_linked"] == 50_000 and 0 < feed["review"]["items"] < 50_000
+    reviewed = {label.split(":")[0] for label in feed["clients"]["by_request"] if "review" in label}
+    assert reviewed == {"admin", "supervisor", "operator"}
     assert not any(p["seq_scan_on_events"] for p in feed["explain"].values())
     assert result["recover"]["sample_cameras"] == 200
     assert "live feed fan-out" in table(result)
