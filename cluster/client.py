@@ -154,7 +154,7 @@ class ClusterWatch:
     def _run(self) -> None:
         import ray
 
-        while not self._stop.wait(1.0):
+        while not self._stop.is_set():
             t0 = time.monotonic()
             try:
                 self._status = ray.get(self.controller.status.remote(), timeout=5.0)

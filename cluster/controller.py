@@ -32,8 +32,8 @@ import logging
 import secrets
 import threading
 import time
-from collections import deque
-from collections.abc import Iterable
+from collections import Counter, deque
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -86,7 +86,8 @@ class ClusterRuntime(Protocol):
     def start_camera(self, *, camera: str, node: str, epoch: int) -> None: ...
 
     def stop_camera(self, *, camera: str, graceful: bool) -> None:
-        """``graceful``: the actor ends its events and stops (``Poll.stopped`` says when); else killed."""
+        """``graceful``: the actor ends its events and stops; ``Poll.stopped`` says when it did with
+        everything stored, ``Poll.dead`` when it did not. Else it is killed."""
         ...
 
     def forget_node(self, *, node: str) -> None:
@@ -147,7 +148,8 @@ class Controller:
         self._nodes: dict[str, _Node] = {}
         self._lost: set[str] = set()  # nodes declared lost that the engine still lists
         self._lock = threading.Lock()
-        self._pending: list[EventTransition] = []  # controller events the store has not taken yet
+        self._pending: list[EventTransition] = []  # controller events not yet given a batch
+        self._unsent: list[tuple[str, list[EventTransition]]] = []  # batches the store has not taken yet
         self._batch_seq = itertools.count(1)
         self._run = secrets.token_hex(4)
         self.rehomes = 0
@@ -188,7 +190,8 @@ class Controller:
         deadline = time.monotonic() + min(timeout, STOP_TIMEOUT_S * 2)
         left = {c.spec.id for c in running}
         while left and time.monotonic() < deadline:
-            left -= self.runtime.poll(timeout_s=0.5).stopped
+            answers = self.runtime.poll(timeout_s=0.5)
+            left -= answers.stopped | set(answers.dead)
         for cam_id in left:
             log.warning("camera %r did not stop in time: killed", cam_id)
             self.runtime.stop_camera(camera=cam_id, graceful=False)
@@ -287,7 +290,11 @@ class Controller:
                 why = f"node {cam.node[:12]} lost"
             elif cam_id in answers.dead and cam.moving_to is None:
                 why = f"actor died: {answers.dead[cam_id]}"
-            elif cam.last_ok is not None and now - cam.last_ok > self.config.rehome_after_s:
+            elif (
+                cam.moving_to is None  # a graceful stop answers no reports: its deadline covers it
+                and cam.last_ok is not None
+                and now - cam.last_ok > self.config.rehome_after_s
+            ):
                 why = f"actor silent for {now - cam.last_ok:.1f} s"
             elif cam.last_ok is None and now - cam.started > START_TIMEOUT_S:
                 why = f"actor did not start within {START_TIMEOUT_S:.0f} s"
@@ -315,26 +322,35 @@ class Controller:
         cam_id = cam.spec.id
         cam.epoch = self.leases.take(cam_id, "-")
         last = datetime.fromtimestamp(cam.last_ok_wall, UTC) if cam.last_ok_wall is not None else None
-        self._end_open(cam_id, last)
+        self._end_open(cam_id, last, keep=cam.health.open_ids() if cam.health is not None else ())
         if cam.health is None:
             cam.health = CameraHealthEvents(cam_id, self.timezone)
             self._pending += cam.health.status_changed(
                 old=CameraState.ONLINE, new=CameraState.OFFLINE, error=why
             )
 
-    def _end_open(self, camera: str, last_alive: datetime | None) -> None:
-        end_interrupted(self.store, last_alive, camera=camera)
+    def _end_open(self, camera: str, last_alive: datetime | None, keep: Collection[str] = ()) -> None:
+        end_interrupted(self.store, last_alive, camera=camera, keep=keep)
 
     def _finish_moves(self, answers: Poll, now: float) -> None:
         """Graceful moves whose old actor has stopped (or ran out of time) start on their new node."""
         for cam in self._cameras.values():
             if cam.moving_to is None:
                 continue
-            done = cam.spec.id in answers.stopped or cam.spec.id in answers.dead
+            clean = cam.spec.id in answers.stopped  # ended its events and stored everything
+            done = clean or cam.spec.id in answers.dead
             if not done and now < cam.stop_deadline:
                 continue
             if not done:
                 self.runtime.stop_camera(camera=cam.spec.id, graceful=False)
+            if not clean:
+                # The old actor died or timed out mid-stop: what it left is handled as after a loss.
+                why = answers.dead.get(cam.spec.id, f"did not stop within {STOP_TIMEOUT_S:.0f} s")
+                log.error(
+                    "camera %r: move from node %s not clean (%s)", cam.spec.id, (cam.node or "-")[:12], why
+                )
+                self._fence(cam, f"move not clean: {why}")
+                self.rehomes += 1
             dest, cam.moving_to = cam.moving_to, None
             cam.node = None
             if dest in self._nodes:
@@ -346,16 +362,27 @@ class Controller:
         loading = any(n.last_ok is None and now - n.first_seen < JOIN_GRACE_S for n in self._nodes.values())
         if loading and now - self._first_round < JOIN_GRACE_S:
             return
-        ready = [NodeSpec(n.info.id, n.info.capacity) for n in self._nodes.values() if n.ready()]
         current = {c.spec.id: c.moving_to or c.node for c in self._cameras.values() if c.node is not None}
+        held = Counter(current.values())
+        # A suspect node keeps the cameras it runs (capacity = what it holds) but gets no new one.
+        nodes = [
+            NodeSpec(n.info.id, n.info.capacity if n.ready() else min(n.info.capacity, held[n.info.id]))
+            for n in self._nodes.values()
+            if n.last_ok is not None
+        ]
         waiting = {c.spec.id for c in self._cameras.values() if c.node is None and c.retry_at > now}
+        placeable = [c.spec for c in self._cameras.values() if c.spec.id not in waiting]
         moving = any(c.moving_to is not None for c in self._cameras.values())
+        suspect = any(n.last_ok is not None and not n.ready() for n in self._nodes.values())
         result = plan(
-            [c.spec for c in self._cameras.values() if c.spec.id not in waiting],
-            ready,
+            placeable,
+            nodes,
             current,
-            # One move at a time per round, and only while nothing else moves or is unplaced.
-            max_moves=0 if moving or len(current) < len(self._cameras) else self.config.max_moves_per_round,
+            # Rebalance only while nothing moves, no node is suspect and every placeable camera runs
+            # (a camera in retry backoff does not hold it up).
+            max_moves=0
+            if moving or suspect or any(c.id not in current for c in placeable)
+            else self.config.max_moves_per_round,
         )
         starts = {c: n for c, n in result.assignment.items() if self._cameras[c].node is None}
         epochs = self.leases.take_many(starts)  # one statement for every camera starting this round
@@ -389,16 +416,21 @@ class Controller:
                 cam.health = None
 
     def _flush_events(self) -> None:
+        """Store the controller's events; a batch that failed keeps its id, so a retry of one that
+        did commit (the reply lost) is a no-op and nothing is notified twice."""
         with self._lock:
-            pending, self._pending = self._pending, []
-        if not pending:
-            return
-        try:
-            self.store.apply_batch(pending, (), batch_id=f"controller-{self._run}:{next(self._batch_seq)}")
-        except StorageError as exc:
-            log.warning("controller events not stored yet (%d): %s", len(pending), exc)
+            if self._pending:
+                self._unsent.append((f"controller-{self._run}:{next(self._batch_seq)}", self._pending))
+                self._pending = []
+            unsent = list(self._unsent)
+        for batch_id, transitions in unsent:
+            try:
+                self.store.apply_batch(transitions, (), batch_id=batch_id)
+            except StorageError as exc:
+                log.warning("controller events not stored yet (%d batches): %s", len(unsent), exc)
+                return
             with self._lock:
-                self._pending = pending + self._pending
+                self._unsent.remove((batch_id, transitions))
 
     # -- what operators see ----------------------------------------------------------------------------
 

@@ -2,10 +2,12 @@
 
 In cluster mode every API replica receives every transition from the shared feed, but MQTT messages
 and webhooks must go out once, not once per replica. The replica holding the lock runs the
-publishers; when it stops or its database session ends (a crash, a network cut), PostgreSQL releases
-the lock and another replica takes over within ``interval_s``. Delivery stays at-least-once (as MQTT
-QoS 1 and webhook retries already are): around a hand-over a message can go out twice, none is
-skipped for good by the hand-over itself.
+publishers. When it stops, its session ends and another replica takes over within ``interval_s``;
+when its host crashes or is cut off, PostgreSQL releases the lock only once it notices the session
+is gone (TCP keepalive: set ``tcp_keepalives_idle`` on the server to bound it). Transitions stored
+while no replica holds the lock are not published by the next holder (it subscribes when it takes
+over): publishing is at-most-once across a hand-over, at-least-once otherwise (MQTT QoS 1, webhook
+retries). The events themselves are in the database and on every replica's SSE stream regardless.
 """
 
 from __future__ import annotations
@@ -66,7 +68,11 @@ class Leadership:
         if row.fetchone()[0]:
             self.held = True
             log.info("this process now runs %s for the cluster", self.job)
-            self.on_gain()
+            try:
+                self.on_gain()
+            except Exception:  # e.g. a broker that refuses: let another replica try
+                log.exception("%s: could not start here; releasing the lock", self.job)
+                self._drop()
 
     def _drop(self) -> None:
         if self.held:

@@ -34,6 +34,12 @@ class Lease:
     seen_us: int
 
 
+# A writer frozen inside its batch's transaction (a node cut off mid-commit) holds its lease row; the
+# controller must not wait on it for ever (its round fails and is retried, and the controller's status
+# stays readable) until PostgreSQL drops that session.
+LOCK_TIMEOUT = "SET LOCAL lock_timeout = '3s'"
+
+
 def batch_prefix(camera: str, epoch: int) -> str:
     return f"{camera}@{epoch}"
 
@@ -55,6 +61,7 @@ class Leases:
         """A new lease on ``camera`` for ``node``: the epoch its writer must carry."""
         now = _now_us()
         with self.store.transaction() as cur:
+            cur.execute(LOCK_TIMEOUT)
             cur.execute(
                 "INSERT INTO cluster_leases AS l VALUES (%s, 1, %s, %s, %s) "
                 "ON CONFLICT (camera) DO UPDATE SET epoch = l.epoch + 1, node = EXCLUDED.node, "
@@ -72,6 +79,7 @@ class Leases:
         now = _now_us()
         cameras = list(nodes)
         with self.store.transaction() as cur:
+            cur.execute(LOCK_TIMEOUT)
             cur.execute(
                 "INSERT INTO cluster_leases AS l "
                 "SELECT c, 1, n, %s, %s FROM unnest(%s::text[], %s::text[]) AS t(c, n) "

@@ -180,9 +180,11 @@ class RayRuntime:
         if kind == "stop":
             self._cameras.pop(key, None)
             _kill(cam.handle)
-            answers.stopped.add(key)
-            if error is not None:
-                log.warning("camera %r did not stop cleanly: %s", key, error)
+            if error is None and value is True:
+                answers.stopped.add(key)  # its events ended and every batch stored
+            else:
+                answers.dead[key] = error or "its last event batches were not stored at stop"
+                log.warning("camera %r did not stop cleanly: %s", key, answers.dead[key])
             return
         if cam.asked is ref:
             cam.asked = None

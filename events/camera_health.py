@@ -80,6 +80,11 @@ class CameraHealthEvents:
                 out.append(self._end(EventType.CAMERA_ONLINE, pts, wall, {}))  # type: ignore[arg-type]
         return out
 
+    def open_ids(self) -> list[str]:
+        """Ids of the events open now."""
+        with self._lock:
+            return [event.id for event in self._open.values()]
+
     def health_changed(self, changes: list[HealthChange], wall: float | None = None) -> list[EventTransition]:
         out: list[EventTransition] = []
         with self._lock:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Collection
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -37,19 +38,26 @@ class Heartbeat:
 
 
 def end_interrupted(
-    store: EventStore, last_alive: datetime | None, *, camera: str | None = None
+    store: EventStore,
+    last_alive: datetime | None,
+    *,
+    camera: str | None = None,
+    keep: Collection[str] = (),
 ) -> list[EventTransition]:
     """End every event still open in ``store`` (the previous run stopped without ending them), or only
     ``camera``'s (cluster mode: its actor was lost).
 
     Each gets an ``end`` at the last time the previous run was known alive (never
     before the event's own start), with ``data.end_reason = "interrupted"``. Returns
-    the transitions, already stored.
+    the transitions, already stored. Events whose ids are in ``keep`` stay open (the cluster
+    controller's own ``camera_offline`` of a camera still away).
     """
     ends = []
     # Only the camera's rows: a cluster controller fences cameras one by one, and reading every open
     # event of the city for each made a 5,000-camera restart take minutes (benchmarks/city.py).
     for event in store.open_events(camera):
+        if event.id in keep:
+            continue
         end_time = max(event.start_time, last_alive) if last_alive is not None else event.start_time
         ended = event.model_copy(
             update={
