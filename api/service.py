@@ -36,10 +36,11 @@ from events.lanes import CameraTraffic
 from events.publish.mqtt import MqttPublisher
 from events.publish.webhooks import WebhookSender
 from events.redaction import FaceRedactor
-from events.storage import EventBus, SnapshotWriter, open_event_store, open_object_store
+from events.storage import EventBus, open_event_store, open_object_store
+from events.storage.config import open_snapshot_writer, open_upload_spool
 from events.storage.pg_feed import PgFeedListener
 from events.storage.retention import RetentionJob
-from events.storage.spool import UploadSpool, link_to_store
+from events.storage.spool import UploadSpool
 from events.storage.store import EventStore
 from ingest.status import RateMeter
 from models import resolve_model
@@ -100,14 +101,8 @@ class Service:
         self.objects = open_object_store(config.storage.objects)
         self.bus = EventBus()
         state_dir = config.storage.local_state_dir
-        spool = config.storage.spool
-        self.uploads = UploadSpool(
-            self.objects,
-            state_dir / "spool",
-            on_uploaded=link_to_store(self.store),
-            max_bytes=spool.max_mb << 20,
-            retry_initial_s=spool.retry_initial_s,
-            retry_max_s=spool.retry_max_s,
+        self.uploads = open_upload_spool(
+            self.objects, state_dir / "spool", config.storage.spool, store=self.store
         )
         self.metrics.watch_spool(self.uploads)
         snap = config.storage.snapshots
@@ -115,18 +110,7 @@ class Service:
         redactor = (
             face_redactor(config, model_path.parent) if snap.enabled or config.reports.enabled else None
         )
-        self.snapshots = (
-            SnapshotWriter(
-                self.uploads,
-                max_side=snap.max_side,
-                quality=snap.quality,
-                crop=snap.crop,
-                max_pending=snap.max_pending,
-                redactor=redactor if snap.enabled else None,
-            )
-            if snap.enabled
-            else None
-        )
+        self.snapshots = open_snapshot_writer(self.uploads, snap, redactor=redactor)
         if self.snapshots is not None:
             self.metrics.watch_snapshots(self.snapshots)
         self.detector = open_detector(model_path, config.detector)

@@ -27,10 +27,9 @@ from detectors import open_detector
 from detectors.batcher import InferenceBatcher
 from events.lanes import CameraTraffic, LaneLive, LaneMinute, TrafficOutput
 from events.model import EventTransition
-from events.storage import EventBus, SnapshotWriter, open_object_store
-from events.storage.config import PostgresStoreConfig
+from events.storage import EventBus, open_event_store, open_object_store
+from events.storage.config import PostgresStoreConfig, open_snapshot_writer, open_upload_spool
 from events.storage.postgres import PostgresEventStore
-from events.storage.spool import UploadSpool, link_to_store
 from models import resolve_model
 from pipeline import CameraWorker, EventSink
 from pipeline.clips import ClipRecorder
@@ -147,39 +146,21 @@ class CameraHost:
             raise ValueError("cluster mode needs storage.database.type: postgres")
         state = Path(state_root) / "cameras" / camera
         state.mkdir(parents=True, exist_ok=True)
-        self.store = PostgresEventStore(
-            host=db.host,
-            port=db.port,
-            dbname=db.dbname,
-            user=db.user,
-            password=None if db.password is None else db.password.get_secret_value(),
-            sslmode=db.sslmode,
-            pool_size=CAMERA_DB_CONNECTIONS,
-            connect_timeout_s=db.connect_timeout_s,
+        store = open_event_store(
+            db.model_copy(update={"pool_size": CAMERA_DB_CONNECTIONS}),
             notify_feed=True,  # the API processes' live feed (events/storage/pg_feed.py)
         )
+        assert isinstance(store, PostgresEventStore)
+        self.store = store
         self.objects = open_object_store(config.storage.objects)
-        spool = config.storage.spool
-        self.uploads = UploadSpool(
-            self.objects,
-            state / "spool",
-            on_uploaded=link_to_store(self.store),
-            max_bytes=spool.max_mb << 20,
-            retry_initial_s=spool.retry_initial_s,
-            retry_max_s=spool.retry_max_s,
-        )
+        self.uploads = open_upload_spool(self.objects, state / "spool", config.storage.spool, store=store)
         snap = config.storage.snapshots
-        self.snapshots = (
-            SnapshotWriter(
-                self.uploads,
-                max_side=snap.max_side,
-                quality=snap.quality,
-                crop=snap.crop,
-                max_pending=snap.max_pending,
-                redactor=face_redactor(config, resolve_model(None, config.detector.model).parent),
-            )
+        self.snapshots = open_snapshot_writer(
+            self.uploads,
+            snap,
+            redactor=face_redactor(config, resolve_model(None, config.detector.model).parent)
             if snap.enabled
-            else None
+            else None,
         )
         self.counters = _Counters()
         self.sink = EventSink(

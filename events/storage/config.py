@@ -32,7 +32,7 @@ import os
 import re
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal, Self
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Self
 
 from pydantic import (
     Discriminator,
@@ -47,6 +47,10 @@ from events.storage.objects import LocalObjectStore, ObjectStore
 from events.storage.retention import RetentionConfig
 from events.storage.store import EventStore
 from ingest.config import ConfigModel
+
+if TYPE_CHECKING:
+    from events.storage.snapshot import Redactor, SnapshotWriter
+    from events.storage.spool import UploadSpool
 
 ACCESS_KEY_ENV = "KHUPHO_S3_ACCESS_KEY"
 SECRET_KEY_ENV = "KHUPHO_S3_SECRET_KEY"
@@ -226,6 +230,41 @@ def open_event_store(
         pool_size=config.pool_size,
         connect_timeout_s=config.connect_timeout_s,
         notify_feed=notify_feed,
+    )
+
+
+def open_upload_spool(
+    objects: ObjectStore, directory: Path, config: SpoolConfig, *, store: EventStore
+) -> UploadSpool:
+    """The upload spool in ``directory`` (not started), linking each uploaded medium to its event in
+    ``store``; the one place its settings become arguments (the service and cluster camera actors)."""
+    from events.storage.spool import UploadSpool, link_to_store
+
+    return UploadSpool(
+        objects,
+        directory,
+        on_uploaded=link_to_store(store),
+        max_bytes=config.max_mb << 20,
+        retry_initial_s=config.retry_initial_s,
+        retry_max_s=config.retry_max_s,
+    )
+
+
+def open_snapshot_writer(
+    uploads: UploadSpool, config: SnapshotConfig, *, redactor: Redactor | None
+) -> SnapshotWriter | None:
+    """The snapshot writer (not started) into ``uploads``, or None when snapshots are off."""
+    if not config.enabled:
+        return None
+    from events.storage.snapshot import SnapshotWriter
+
+    return SnapshotWriter(
+        uploads,
+        max_side=config.max_side,
+        quality=config.quality,
+        crop=config.crop,
+        max_pending=config.max_pending,
+        redactor=redactor,
     )
 
 
