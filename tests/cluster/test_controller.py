@@ -7,8 +7,6 @@ the edge cases a real cluster rarely shows on cue.
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import pytest
@@ -21,22 +19,11 @@ from cluster.placement import CameraSpec
 from events.model import EventType
 from events.storage.postgres import PostgresEventStore
 from events.storage.store import EventFilters
-from tests.conftest_pg import PgServer
 
 pytestmark = pytest.mark.slow
 
 CONFIG = ClusterConfig(address="127.0.0.2:6379", rehome_after_s=5, poll_interval_s=1, max_moves_per_round=2)
 CAMERAS = [CameraSpec(f"cam{i}", f"kp{i // 2}") for i in range(8)]
-
-
-@pytest.fixture
-def store(postgres: PgServer) -> Iterator[PostgresEventStore]:
-    schema = f"t_{uuid.uuid4().hex[:16]}"
-    made = PostgresEventStore(**postgres.store_options(), schema=schema)  # type: ignore[arg-type]
-    yield made
-    made.close()
-    with postgres.connect() as conn:
-        conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
 
 
 @dataclass

@@ -3,8 +3,6 @@ controller's recovery ends what an earlier writer left open."""
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -16,21 +14,10 @@ from events.model import Event, EventTransition, EventType, Phase
 from events.storage.bus import EventBus
 from events.storage.postgres import PostgresEventStore
 from pipeline.sink import EventSink
-from tests.conftest_pg import PgServer
 
 pytestmark = pytest.mark.slow
 
 T0 = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def store(postgres: PgServer) -> Iterator[PostgresEventStore]:
-    schema = f"t_{uuid.uuid4().hex[:16]}"
-    made = PostgresEventStore(**postgres.store_options(), schema=schema)  # type: ignore[arg-type]
-    yield made
-    made.close()
-    with postgres.connect() as conn:
-        conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
 
 
 def _start(camera: str, i: int) -> EventTransition:
