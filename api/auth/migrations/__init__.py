@@ -14,26 +14,15 @@ each store created its own tables) already holds versions 1-4 and is only record
 
 from __future__ import annotations
 
-import re
 import sqlite3
 import time
-from dataclasses import dataclass
-from importlib import resources
 from typing import TYPE_CHECKING
 
+from events.storage.migrations import Migration, read_migrations
 from events.storage.store import StorageError
 
 if TYPE_CHECKING:
     from api.auth.db import Dialect, SecurityDb
-
-_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
-
-
-@dataclass(frozen=True, slots=True)
-class Migration:
-    version: int
-    name: str
-    statements: tuple[str, ...]
 
 
 def _sqlite_statements(text: str) -> tuple[str, ...]:
@@ -52,20 +41,12 @@ def _sqlite_statements(text: str) -> tuple[str, ...]:
 def migrations(dialect: Dialect) -> list[Migration]:
     """The migrations shipped for ``dialect``, oldest first. A PostgreSQL file is sent whole (the
     server runs its statements in order)."""
-    found = []
-    for entry in resources.files(__package__).joinpath(dialect).iterdir():
-        match = _NAME.match(entry.name)
-        if match is None:
-            continue
-        lines = entry.read_text(encoding="utf-8").splitlines()
-        text = "\n".join(line for line in lines if not line.lstrip().startswith("--"))
-        statements = _sqlite_statements(text) if dialect == "sqlite" else (text.strip(),)
-        found.append(Migration(int(match.group(1)), match.group(2), statements))
-    found.sort(key=lambda m: m.version)
-    versions = [m.version for m in found]
-    if versions != list(range(1, len(found) + 1)):
-        raise RuntimeError(f"security {dialect} migrations are not numbered 1..n: {versions}")
-    return found
+    split = _sqlite_statements if dialect == "sqlite" else _whole
+    return read_migrations(__package__, dialect, split, series="security ")
+
+
+def _whole(text: str) -> tuple[str, ...]:
+    return (text.strip(),)
 
 
 def latest(dialect: Dialect) -> int:

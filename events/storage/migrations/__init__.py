@@ -10,6 +10,7 @@ crash mid-way leaves the database at the previous version.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 
@@ -23,22 +24,34 @@ class Migration:
     statements: tuple[str, ...]
 
 
-def migrations(dialect: str) -> list[Migration]:
-    """The migrations shipped for ``dialect`` ("sqlite", "postgres"), oldest first."""
+def read_migrations(
+    package: str, dialect: str, statements: Callable[[str], tuple[str, ...]], *, series: str = ""
+) -> list[Migration]:
+    """The ``NNNN_name.sql`` files of ``package``/``dialect``, oldest first, ``--`` comment lines
+    dropped and cut into statements by ``statements``; numbered 1..n or a RuntimeError naming the
+    ``series``. The security tables' series (``api/auth/migrations``) reads its files here too."""
     found = []
-    for entry in resources.files(__package__).joinpath(dialect).iterdir():
+    for entry in resources.files(package).joinpath(dialect).iterdir():
         match = _NAME.match(entry.name)
         if match is None:
             continue
-        text = entry.read_text(encoding="utf-8")
-        lines = [line for line in text.splitlines() if not line.lstrip().startswith("--")]
-        statements = tuple(s.strip() for s in "\n".join(lines).split(";") if s.strip())
-        found.append(Migration(int(match.group(1)), match.group(2), statements))
+        lines = entry.read_text(encoding="utf-8").splitlines()
+        text = "\n".join(line for line in lines if not line.lstrip().startswith("--"))
+        found.append(Migration(int(match.group(1)), match.group(2), statements(text)))
     found.sort(key=lambda m: m.version)
     versions = [m.version for m in found]
     if versions != list(range(1, len(found) + 1)):
-        raise RuntimeError(f"{dialect} migrations are not numbered 1..n: {versions}")
+        raise RuntimeError(f"{series}{dialect} migrations are not numbered 1..n: {versions}")
     return found
+
+
+def _split_at_semicolons(text: str) -> tuple[str, ...]:
+    return tuple(s.strip() for s in text.split(";") if s.strip())
+
+
+def migrations(dialect: str) -> list[Migration]:
+    """The migrations shipped for ``dialect`` ("sqlite", "postgres"), oldest first."""
+    return read_migrations(__package__, dialect, _split_at_semicolons)
 
 
 def latest(dialect: str) -> int:
